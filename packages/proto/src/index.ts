@@ -1,0 +1,6 @@
+// The only entry point to the generated sessiontrack.v1 code (see buf.gen.yaml).
+export * from "./gen/sessiontrack/v1/event.js";
+export * from "./gen/sessiontrack/v1/ingest.js";
+export * from "./gen/sessiontrack/v1/wal.js";
+export { Struct, Value, ListValue, NullValue } from "./gen/google/protobuf/struct.js";
+export { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
