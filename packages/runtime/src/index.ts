@@ -1,1 +1,11 @@
-export {};
+export { createLogger, isLogLevel, type Logger, type LoggerOptions } from "./logger.js";
+export { formatHostPort, parseConfig, parseHostPort, type HostPort } from "./config.js";
+export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from "./metrics-server.js";
+export {
+  startGrpcServer,
+  type GrpcServerOptions,
+  type GrpcServiceRegistration,
+  type RunningGrpcServer,
+} from "./grpc-server.js";
+export { statusForCode, toGrpcError, type GrpcError } from "./grpc-errors.js";
+export { PROTO_DIR, sessionTrackProtoFiles } from "./protos.js";
