@@ -3,4 +3,4 @@ export * from "./gen/sessiontrack/v1/event.js";
 export * from "./gen/sessiontrack/v1/ingest.js";
 export * from "./gen/sessiontrack/v1/wal.js";
 export { Struct, Value, ListValue, NullValue } from "./gen/google/protobuf/struct.js";
-export { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+export { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";

@@ -1,1 +1,12 @@
-export {};
+export { loadIngestConfig, type IngestConfig } from "./config.js";
+export { startIngestServer, walDirectory, type IngestServer } from "./server.js";
+export {
+  generateApiKey,
+  hashApiKey,
+  TenantDirectory,
+  writeTenantsFile,
+  type Principal,
+  type Role,
+  type TenantEntry,
+} from "./tenants.js";
+export { CaptureConfigSource, DEFAULT_CAPTURE_CONFIG, parseCaptureConfig } from "./capture-config.js";

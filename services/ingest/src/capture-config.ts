@@ -1,0 +1,158 @@
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+import { ConfigError } from "@sessiontrack/errors";
+import type { CaptureConfig } from "@sessiontrack/proto";
+import type { Logger } from "@sessiontrack/runtime";
+
+const rate = z.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1");
+const fileSchema = z.object({
+  enabled: z.boolean().default(true),
+  sampleRate: rate.default(1),
+  stage: z.string().default("full"),
+  cohorts: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        botIds: z.array(z.string()).default([]),
+        userGroups: z.array(z.string()).default([]),
+        sampleRate: rate,
+      }),
+    )
+    .default([]),
+  optOut: z
+    .object({ userIds: z.array(z.string()).default([]), botIds: z.array(z.string()).default([]) })
+    .default({ userIds: [], botIds: [] }),
+});
+
+const POLL_MS = 250;
+
+/** Capture everything: what ingest serves when no capture-config file is given. */
+export const DEFAULT_CAPTURE_CONFIG: CaptureConfig = {
+  revision: "default",
+  enabled: true,
+  sampleRate: 1,
+  stage: "full",
+  cohorts: [],
+  optOut: { userIds: [], botIds: [] },
+};
+
+/** Parses a capture-config file's text (YAML or JSON); ConfigError names the file and field. */
+export function parseCaptureConfig(text: string, path: string): CaptureConfig {
+  let document: unknown;
+  try {
+    document = parseYaml(text) ?? {};
+  } catch (error) {
+    throw new ConfigError(`capture config ${path}: not valid YAML or JSON (${(error as Error).message})`);
+  }
+  const parsed = fileSchema.safeParse(document);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `${issue.path.map(String).join(".") || "(file)"}: ${issue.message}`,
+    );
+    throw new ConfigError(`capture config ${path} is invalid:\n  ${problems.join("\n  ")}`);
+  }
+  const revision = createHash("sha256").update(text).digest("hex").slice(0, 12);
+  return { revision, ...parsed.data };
+}
+
+type Listener = (config: CaptureConfig) => void;
+
+/**
+ * The capture configuration ingest serves on WatchConfig. It polls its file (a
+ * Kubernetes ConfigMap mount swaps a symlink, which fs.watch misses) and pushes every
+ * change to all subscribers at once. A bad file keeps the last good configuration.
+ */
+export class CaptureConfigSource {
+  private current: CaptureConfig;
+  private readonly listeners = new Set<Listener>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastSignature = "";
+
+  constructor(
+    private readonly path: string | undefined,
+    private readonly logger: Logger,
+  ) {
+    this.current = DEFAULT_CAPTURE_CONFIG;
+    if (path !== undefined) {
+      // A bad file at start-up is a configuration error: fail fast, naming it.
+      this.current = parseCaptureConfig(readFileSync(path, "utf8"), path);
+      this.lastSignature = this.signature() ?? "";
+      this.timer = setInterval(() => this.poll(), POLL_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** The configuration in force. */
+  get config(): CaptureConfig {
+    return this.current;
+  }
+
+  /** Calls `listener` with every new configuration; returns the unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Number of subscribers (open WatchConfig streams). */
+  get watchers(): number {
+    return this.listeners.size;
+  }
+
+  /** Stops polling. */
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.listeners.clear();
+  }
+
+  private signature(): string | undefined {
+    try {
+      const stat = statSync(this.path!);
+      return `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private poll(): void {
+    const signature = this.signature();
+    if (signature === undefined) {
+      if (this.lastSignature !== "missing") {
+        this.logger.error(
+          { path: this.path },
+          "capture config file is missing; keeping the last good configuration",
+        );
+      }
+      this.lastSignature = "missing";
+      return;
+    }
+    if (signature === this.lastSignature) return;
+    this.lastSignature = signature;
+    let next: CaptureConfig;
+    try {
+      next = parseCaptureConfig(readFileSync(this.path!, "utf8"), this.path!);
+    } catch (error) {
+      this.logger.error(
+        { err: error, path: this.path },
+        "capture config rejected; keeping the last good configuration",
+      );
+      return;
+    }
+    if (next.revision === this.current.revision) return;
+    this.current = next;
+    this.logger.info(
+      { revision: next.revision, enabled: next.enabled, stage: next.stage },
+      "capture config changed",
+    );
+    for (const listener of this.listeners) {
+      try {
+        listener(next);
+      } catch (error) {
+        this.logger.error({ err: error }, "capture config listener failed");
+      }
+    }
+  }
+}

@@ -1,0 +1,311 @@
+import * as grpc from "@grpc/grpc-js";
+
+import { InvalidEventError, SessionTrackError, StorageUnavailableError } from "@sessiontrack/errors";
+import type { StreamResponse, WatchConfigResponse } from "@sessiontrack/proto";
+import {
+  AppendResponse,
+  IngestServiceService,
+  StoredEvent,
+  type CaptureConfig,
+  type WatchConfigRequest,
+} from "@sessiontrack/proto";
+import { toGrpcError, type Logger } from "@sessiontrack/runtime";
+import type { WalRecordInput, WriteAheadLog } from "@sessiontrack/wal";
+
+import type { CaptureConfigSource } from "./capture-config.js";
+import { decodeBatchEnvelope, decodeEvent, type RawBatch } from "./decode.js";
+import type { IngestMetrics } from "./metrics.js";
+import type { Principal, TenantDirectory } from "./tenants.js";
+import { validateEvent } from "./validate.js";
+
+/** Size limits a batch must respect. */
+export interface BatchLimits {
+  maxEventBytes: number;
+  maxBatchEvents: number;
+  maxBatchBytes: number;
+}
+
+/** What ingest needs to serve IngestService. */
+export interface IngestServiceDeps {
+  wal: WriteAheadLog;
+  tenants: TenantDirectory;
+  captureConfig: CaptureConfigSource;
+  limits: BatchLimits;
+  metrics: IngestMetrics;
+  logger: Logger;
+}
+
+/** A Stream keeps at most this many batches in flight before it stops reading. */
+const MAX_STREAM_BATCHES_IN_FLIGHT = 64;
+
+const identity = (bytes: Buffer): Buffer => bytes;
+
+/**
+ * IngestService's definition with requests left as bytes: grpc-js would turn a
+ * deserialization failure into INTERNAL, and ingest wants INVALID_ARGUMENT naming the
+ * bad event, plus each event's original bytes for the log.
+ */
+export const RawIngestServiceDefinition = {
+  append: { ...IngestServiceService.append, requestDeserialize: identity },
+  stream: { ...IngestServiceService.stream, requestDeserialize: identity },
+  watchConfig: IngestServiceService.watchConfig,
+} satisfies grpc.ServiceDefinition;
+
+function codeName(code: grpc.status): string {
+  return grpc.status[code] ?? String(code);
+}
+
+/** The configuration a watcher sees: opt-outs for its own bot turn capture off outright. */
+function configFor(config: CaptureConfig, request: WatchConfigRequest): CaptureConfig {
+  if (request.botId !== "" && config.optOut?.botIds.includes(request.botId) === true) {
+    return { ...config, enabled: false };
+  }
+  return config;
+}
+
+/**
+ * The IngestService handlers. Every accepted event is validated, then appended to the
+ * write-ahead log; acknowledgements wait for the log's fdatasync.
+ */
+export class IngestService {
+  private draining = false;
+  private readonly openCalls = new Set<{ drain(): Promise<void> }>();
+
+  constructor(private readonly deps: IngestServiceDeps) {}
+
+  /** The grpc-js implementation object for {@link RawIngestServiceDefinition}. */
+  implementation(): grpc.UntypedServiceImplementation {
+    return {
+      append: (
+        call: grpc.ServerUnaryCall<Buffer, AppendResponse>,
+        callback: grpc.sendUnaryData<AppendResponse>,
+      ) => this.append(call, callback),
+      stream: (call: grpc.ServerDuplexStream<Buffer, StreamResponse>) => this.stream(call),
+      watchConfig: (call: grpc.ServerWritableStream<WatchConfigRequest, WatchConfigResponse>) =>
+        this.watchConfig(call),
+    };
+  }
+
+  /** Refuses new batches, finishes the ones in flight, and ends every open call. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    await Promise.all([...this.openCalls].map((call) => call.drain()));
+  }
+
+  /** Validates a batch and stores it; resolves once it is durable. */
+  async acceptBatch(
+    principal: Principal,
+    batch: RawBatch,
+  ): Promise<{ accepted: number; duplicates: number }> {
+    if (this.draining)
+      throw new StorageUnavailableError("ingest is shutting down; retry against another replica");
+    const { limits, wal } = this.deps;
+    const count = batch.events.length;
+    if (count === 0) throw new InvalidEventError("batch is empty: send at least one event");
+    if (count > limits.maxBatchEvents) {
+      throw new InvalidEventError(
+        `batch holds ${count} events; the limit is ${limits.maxBatchEvents} (--max-batch-events)`,
+      );
+    }
+    const totalBytes = batch.events.reduce((sum, event) => sum + event.length, 0);
+    if (totalBytes > limits.maxBatchBytes) {
+      throw new InvalidEventError(
+        `batch holds ${totalBytes} bytes of events; the limit is ${limits.maxBatchBytes} (--max-batch-bytes)`,
+      );
+    }
+    const receivedAt = new Date();
+    const now = receivedAt.getTime();
+    const records: WalRecordInput[] = batch.events.map((bytes, index) => {
+      if (bytes.length > limits.maxEventBytes) {
+        throw new InvalidEventError(`event is ${bytes.length} bytes; the limit is ${limits.maxEventBytes}`, {
+          eventIndex: index,
+        });
+      }
+      const event = decodeEvent(bytes, index);
+      validateEvent(event, index, now);
+      // Redaction (privacy rules per tenant) plugs in here, before anything is written.
+      return {
+        key: `${principal.tenant}/${event.eventId}`,
+        data: StoredEvent.encode({
+          tenant: principal.tenant,
+          eventId: event.eventId,
+          sessionId: event.sessionId,
+          seq: event.seq,
+          receivedAt,
+          event: bytes,
+        }).finish(),
+      };
+    });
+    const results = await wal.append(records);
+    const duplicates = results.reduce((sum, result) => sum + (result.duplicate ? 1 : 0), 0);
+    this.deps.metrics.events.inc({ result: "accepted" }, count - duplicates);
+    if (duplicates > 0) this.deps.metrics.events.inc({ result: "duplicate" }, duplicates);
+    return { accepted: count - duplicates, duplicates };
+  }
+
+  private authorize(
+    call: { metadata: grpc.Metadata },
+    roles: Parameters<TenantDirectory["authorize"]>[1],
+  ): Principal {
+    const values = call.metadata.get("authorization");
+    return this.deps.tenants.authorize(values.length > 1 ? null : values[0], roles);
+  }
+
+  private fail(error: unknown): grpc.ServiceError {
+    const wire = toGrpcError(error, this.deps.logger);
+    this.deps.metrics.rejectedBatches.inc({ code: codeName(wire.code) });
+    return wire;
+  }
+
+  private append(
+    call: grpc.ServerUnaryCall<Buffer, AppendResponse>,
+    callback: grpc.sendUnaryData<AppendResponse>,
+  ): void {
+    const started = process.hrtime.bigint();
+    this.deps.metrics.batches.inc({ rpc: "Append" });
+    let principal: Principal;
+    let batch: RawBatch;
+    try {
+      principal = this.authorize(call, ["ingest", "admin"]);
+      batch = decodeBatchEnvelope(call.request, "AppendRequest");
+    } catch (error) {
+      callback(this.fail(error));
+      return;
+    }
+    this.acceptBatch(principal, batch).then(
+      (result) => {
+        this.deps.metrics.ackLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        callback(null, AppendResponse.fromPartial(result));
+      },
+      (error: unknown) => callback(this.fail(error)),
+    );
+  }
+
+  private stream(call: grpc.ServerDuplexStream<Buffer, StreamResponse>): void {
+    let principal: Principal;
+    try {
+      principal = this.authorize(call, ["ingest", "admin"]);
+    } catch (error) {
+      call.emit("error", this.fail(error));
+      return;
+    }
+    const { metrics, logger } = this.deps;
+    metrics.openStreams.inc();
+    let inFlight = 0;
+    let ended = false;
+    let closed = false;
+    // Acks go out in the order batches arrived, while their appends overlap in the WAL.
+    let tail: Promise<void> = Promise.resolve();
+    const write = async (response: StreamResponse): Promise<void> => {
+      if (closed) return;
+      if (!call.write(response)) await new Promise<void>((resolve) => call.once("drain", resolve));
+    };
+    const finish = (): void => {
+      if (closed) return;
+      closed = true;
+      metrics.openStreams.dec();
+      this.openCalls.delete(handle);
+    };
+    const handle = {
+      drain: async (): Promise<void> => {
+        await tail;
+        if (!closed) {
+          call.end();
+          finish();
+        }
+      },
+    };
+    this.openCalls.add(handle);
+
+    call.on("data", (bytes: Buffer) => {
+      const started = process.hrtime.bigint();
+      metrics.batches.inc({ rpc: "Stream" });
+      let batchSeq = 0;
+      let outcome: Promise<StreamResponse>;
+      try {
+        const batch = decodeBatchEnvelope(bytes, "StreamRequest");
+        batchSeq = batch.batchSeq;
+        outcome = this.acceptBatch(principal, batch).then((result) => {
+          metrics.ackLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+          return { result: { $case: "ack", value: { batchSeq, ...result } } };
+        });
+      } catch (error) {
+        outcome = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+      const response = outcome.catch((error: unknown): StreamResponse => {
+        const wire = this.fail(error);
+        const retryable = error instanceof SessionTrackError ? error.retryable : false;
+        return {
+          result: {
+            $case: "rejected",
+            value: { batchSeq, code: wire.code, message: wire.details, retryable },
+          },
+        };
+      });
+      inFlight += 1;
+      if (inFlight >= MAX_STREAM_BATCHES_IN_FLIGHT) call.pause();
+      tail = tail
+        .then(() => response)
+        .then(write)
+        .then(() => {
+          inFlight -= 1;
+          if (inFlight < MAX_STREAM_BATCHES_IN_FLIGHT) call.resume();
+          if (ended && inFlight === 0 && !closed) {
+            call.end();
+            finish();
+          }
+        })
+        .catch((error: unknown) => logger.warn({ err: error }, "stream: writing an ack failed"));
+    });
+    call.on("end", () => {
+      ended = true;
+      if (inFlight === 0 && !closed) {
+        call.end();
+        finish();
+      }
+    });
+    call.on("cancelled", finish);
+    call.on("error", (error) => {
+      logger.debug({ err: error }, "stream: call error");
+      finish();
+    });
+    call.on("close", finish);
+  }
+
+  private watchConfig(call: grpc.ServerWritableStream<WatchConfigRequest, WatchConfigResponse>): void {
+    try {
+      this.authorize(call, ["ingest", "read", "admin"]);
+    } catch (error) {
+      call.emit("error", this.fail(error));
+      return;
+    }
+    const { captureConfig, metrics } = this.deps;
+    const send = (config: CaptureConfig): void => {
+      call.write({ config: configFor(config, call.request) });
+    };
+    let closed = false;
+    const unsubscribe = captureConfig.subscribe(send);
+    const finish = (): void => {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      metrics.configWatchers.dec();
+      this.openCalls.delete(handle);
+    };
+    const handle = {
+      drain: (): Promise<void> => {
+        if (!closed) {
+          call.end();
+          finish();
+        }
+        return Promise.resolve();
+      },
+    };
+    this.openCalls.add(handle);
+    metrics.configWatchers.inc();
+    call.on("cancelled", finish);
+    call.on("error", finish);
+    call.on("close", finish);
+    send(captureConfig.config);
+  }
+}

@@ -1,0 +1,150 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+import { ConfigError, PermissionDeniedError, UnauthenticatedError } from "@sessiontrack/errors";
+
+/** What a key may do: send events, read sessions, administer. */
+export type Role = "ingest" | "read" | "admin";
+
+const keySchema = z.object({
+  id: z.string().min(1, "key id is required"),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lower-case hex characters (the SHA-256 of the API key)"),
+  roles: z.array(z.enum(["ingest", "read", "admin"])).min(1, "a key needs at least one role"),
+});
+const fileSchema = z.object({
+  tenants: z
+    .array(
+      z.object({
+        name: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "tenant name must be a DNS label (a-z, 0-9, '-')"),
+        keys: z.array(keySchema).min(1, "a tenant needs at least one key"),
+      }),
+    )
+    .min(1, "at least one tenant is required"),
+});
+
+/** One tenants-file entry, as {@link writeTenantsFile} takes it. */
+export interface TenantEntry {
+  name: string;
+  keys: Array<{ id: string; sha256: string; roles: Role[] }>;
+}
+
+/** Who a verified API key belongs to. */
+export interface Principal {
+  tenant: string;
+  keyId: string;
+  roles: ReadonlySet<Role>;
+}
+
+/** SHA-256 of an API key, lower-case hex: what a tenants file stores. */
+export function hashApiKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+/** A new random API key (`st_` + 32 random bytes, base64url) and its SHA-256. */
+export function generateApiKey(): { key: string; sha256: string } {
+  const key = `st_${randomBytes(32).toString("base64url")}`;
+  return { key, sha256: hashApiKey(key) };
+}
+
+/** Writes a tenants file (JSON, which is also YAML) that ingest's --tenants reads. */
+export function writeTenantsFile(path: string, tenants: readonly TenantEntry[]): void {
+  writeFileSync(path, `${JSON.stringify({ tenants }, null, 2)}\n`, { mode: 0o600 });
+}
+
+/**
+ * The API keys ingest accepts, loaded from a tenants file. Only SHA-256 hashes are
+ * held; a presented key is hashed and compared in constant time.
+ */
+export class TenantDirectory {
+  private constructor(private readonly byHash: Map<string, Principal>) {}
+
+  /** Loads and validates a YAML or JSON tenants file; ConfigError names the file and entry. */
+  static load(path: string): TenantDirectory {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      throw new ConfigError(`tenants file ${path}: cannot read it (${(error as Error).message})`, {
+        cause: error,
+      });
+    }
+    let document: unknown;
+    try {
+      document = parseYaml(text);
+    } catch (error) {
+      throw new ConfigError(`tenants file ${path}: not valid YAML or JSON (${(error as Error).message})`, {
+        cause: error,
+      });
+    }
+    const parsed = fileSchema.safeParse(document);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map(
+        (issue) => `${issue.path.map(String).join(".") || "(file)"}: ${issue.message}`,
+      );
+      throw new ConfigError(`tenants file ${path} is invalid:\n  ${problems.join("\n  ")}`);
+    }
+    const byHash = new Map<string, Principal>();
+    const seenIds = new Set<string>();
+    const seenTenants = new Set<string>();
+    parsed.data.tenants.forEach((tenant, tenantIndex) => {
+      if (seenTenants.has(tenant.name)) {
+        throw new ConfigError(
+          `tenants file ${path}: tenants.${tenantIndex}.name "${tenant.name}" appears twice`,
+        );
+      }
+      seenTenants.add(tenant.name);
+      tenant.keys.forEach((key, keyIndex) => {
+        const where = `tenants.${tenantIndex}.keys.${keyIndex}`;
+        if (seenIds.has(key.id))
+          throw new ConfigError(`tenants file ${path}: ${where}.id "${key.id}" is used twice`);
+        if (byHash.has(key.sha256))
+          throw new ConfigError(`tenants file ${path}: ${where}.sha256 is used twice`);
+        seenIds.add(key.id);
+        byHash.set(key.sha256, { tenant: tenant.name, keyId: key.id, roles: new Set(key.roles) });
+      });
+    });
+    return new TenantDirectory(byHash);
+  }
+
+  /** Number of keys loaded. */
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  /**
+   * Verifies an `authorization` metadata value (`Bearer <key>`) and checks that the key
+   * holds one of `anyOf`. Throws UnauthenticatedError or PermissionDeniedError.
+   */
+  authorize(authorization: unknown, anyOf: readonly Role[]): Principal {
+    if (authorization === undefined) {
+      throw new UnauthenticatedError('missing "authorization: Bearer <api key>" metadata');
+    }
+    if (typeof authorization !== "string") {
+      throw new UnauthenticatedError('"authorization" metadata must be text: "Bearer <api key>"');
+    }
+    const match = /^Bearer ([A-Za-z0-9_\-.~+/=]{16,512})$/.exec(authorization.trim());
+    if (match === null) {
+      throw new UnauthenticatedError('malformed "authorization" metadata: expected "Bearer <api key>"');
+    }
+    const presented = Buffer.from(hashApiKey(match[1]!), "hex");
+    let found: Principal | undefined;
+    // Compare against every key in constant time so timing reveals nothing about which matched.
+    for (const [hash, principal] of this.byHash) {
+      if (timingSafeEqual(presented, Buffer.from(hash, "hex"))) found = principal;
+    }
+    if (found === undefined) throw new UnauthenticatedError("unknown API key");
+    if (!anyOf.some((role) => found.roles.has(role))) {
+      throw new PermissionDeniedError(
+        `key "${found.keyId}" of tenant "${found.tenant}" lacks the role for this call (needs one of: ${anyOf.join(", ")})`,
+      );
+    }
+    return found;
+  }
+}
