@@ -1,0 +1,402 @@
+import * as grpc from "@grpc/grpc-js";
+import { ConfigError, InvalidEventError } from "@sessiontrack/errors";
+import type { CaptureConfig } from "@sessiontrack/proto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CaptureConfigWatcher } from "./config-watcher.js";
+import { CostMeter } from "./cost-meter.js";
+import { asError, DeliveryPipeline } from "./delivery.js";
+import { decideCapture } from "./sampling.js";
+import { SessionRecorder } from "./session-capture.js";
+import type { SessionState } from "./session-capture.js";
+import { DiskSpool } from "./spool.js";
+import type {
+  CaptureInput,
+  ClientStats,
+  DropReason,
+  FlushResult,
+  SessionCapture,
+  SessionTrackClientOptions,
+} from "./types.js";
+import { uuidv7 } from "./uuidv7.js";
+
+/** SDK name and version sent with WatchConfig. */
+export const CLIENT_VERSION = "@sessiontrack/client/0.1.0";
+const MAX_TRACKED_SESSIONS = 100_000;
+const DEFAULT_TIMEOUT_MS = 5000;
+const EMPTY_LABELS: Record<string, string> = Object.freeze({});
+
+interface FlushWaiter {
+  target: number;
+  timer: NodeJS.Timeout;
+  resolve: (result: FlushResult) => void;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(typeof value === "number" && value > 0 && Number.isFinite(value))) {
+    throw new ConfigError(
+      `SessionTrackClient option ${name} must be a positive number, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+function requiredString(name: string, value: unknown): string {
+  if (typeof value !== "string" || value === "") {
+    throw new ConfigError(`SessionTrackClient option ${name} must be a non-empty string`);
+  }
+  return value;
+}
+
+/**
+ * The capture SDK. `capture()` and the session helpers only stamp ids and push to memory;
+ * a background loop batches events over `IngestService.Stream`, spills to a disk spool
+ * when ingest is slow or down, and replays the spool in order with the same event ids.
+ * Nothing is dropped silently: every drop is counted in {@link stats} and reported to
+ * `onDrop`. The constructor throws {@link ConfigError} for invalid options; nothing else
+ * ever throws.
+ */
+export class SessionTrackClient {
+  private readonly botId: string;
+  private readonly batchMaxEvents: number;
+  private readonly onDrop: SessionTrackClientOptions["onDrop"];
+  private readonly onError: SessionTrackClientOptions["onError"];
+  private readonly grpcClient: grpc.Client;
+  private readonly meter = new CostMeter();
+  private readonly pipeline: DeliveryPipeline;
+  private readonly watcher: CaptureConfigWatcher | undefined;
+  private readonly ticker: NodeJS.Timeout;
+  private readonly sessions = new Map<string, SessionState>();
+  private readonly waiters: FlushWaiter[] = [];
+  private currentConfig: CaptureConfig | undefined;
+  private configGeneration = 0;
+  private captureEnabled = true;
+  private captureCalls = 0;
+  private capturedCount = 0;
+  private sampledOut = 0;
+  private disabledSkipped = 0;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+
+  constructor(options: SessionTrackClientOptions) {
+    const target = requiredString("target", options.target);
+    const apiKey = requiredString("apiKey", options.apiKey);
+    this.botId = requiredString("botId", options.botId);
+    this.batchMaxEvents = positive("batchMaxEvents", options.batchMaxEvents, 500);
+    this.onDrop = options.onDrop;
+    this.onError = options.onError;
+    const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, 20);
+    const spoolDir =
+      options.spoolDir ?? join(tmpdir(), "sessiontrack-spool", this.botId.replace(/[^A-Za-z0-9._-]/g, "_"));
+    const spool = new DiskSpool(spoolDir, positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3));
+    try {
+      spool.open();
+    } catch (err) {
+      throw new ConfigError(
+        `SessionTrackClient spoolDir ${spoolDir} is not usable: ${asError(err).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    this.grpcClient = new grpc.Client(target, options.credentials ?? grpc.credentials.createInsecure(), {
+      // grpc-js defaults to 1 s..120 s reconnect backoff; ingest coming back must be noticed in ~2 s.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 2000,
+      "grpc.max_send_message_length": -1,
+    });
+    const metadata = (): grpc.Metadata => {
+      const md = new grpc.Metadata();
+      md.set("authorization", `Bearer ${apiKey}`);
+      return md;
+    };
+    this.pipeline = new DeliveryPipeline(
+      this.grpcClient,
+      metadata,
+      spool,
+      {
+        target,
+        batchMaxEvents: this.batchMaxEvents,
+        maxQueueEvents: positive("maxQueueEvents", options.maxQueueEvents, 10_000),
+        maxInFlightBatches: positive("maxInFlightBatches", options.maxInFlightBatches, 8),
+        ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
+        flushIntervalMs,
+        cpuBudgetPct: positive("cpuBudgetPct", options.cpuBudgetPct, 1),
+      },
+      {
+        drop: (count, reason) => this.reportDrop(count, reason),
+        error: (err) => this.reportError(err),
+        settled: () => this.resolveWaiters(),
+      },
+      this.meter,
+    );
+    this.ticker = setInterval(() => this.pipeline.pump(this.waiters.length > 0), flushIntervalMs);
+    this.ticker.unref();
+    if (options.watchConfig !== false) {
+      this.watcher = new CaptureConfigWatcher(
+        this.grpcClient,
+        metadata,
+        { botId: this.botId, clientVersion: CLIENT_VERSION },
+        (config) => this.applyConfig(config),
+        (err) => this.reportError(err),
+      );
+      this.watcher.start();
+    }
+    // Replay what an earlier process left in the spool without waiting for new events.
+    if (!spool.drained) this.pipeline.kick();
+  }
+
+  /** The capture configuration in force; undefined until WatchConfig delivered one. */
+  get config(): CaptureConfig | undefined {
+    return this.currentConfig;
+  }
+
+  /**
+   * Records one event. Returns at once and never throws: it decides sampling (cached per
+   * session), fills `eventId`, `seq`, `time` and `botId`, and appends to memory. Invalid
+   * input is counted as rejected and reported through `onError` and `onDrop`.
+   */
+  capture(event: CaptureInput): void {
+    this.captureWithState(undefined, event);
+  }
+
+  /**
+   * A helper for one session that fills turn ids, roles and seq. `userId`, `userGroups`
+   * and `labels` apply to every event of the session and to its sampling decision.
+   */
+  session(
+    sessionId: string,
+    opts: { userId?: string; userGroups?: string[]; labels?: Record<string, string> } = {},
+  ): SessionCapture {
+    const state = this.sessionState(String(sessionId));
+    state.userId = opts.userId ?? state.userId;
+    state.userGroups = opts.userGroups ?? state.userGroups;
+    state.labels = opts.labels ?? state.labels;
+    return new SessionRecorder(
+      String(sessionId),
+      state,
+      (s, input) => this.captureWithState(s, input),
+      (s) => this.decide(String(sessionId), s),
+    );
+  }
+
+  /**
+   * Resolves once every event captured before the call is acked (or rejected/dropped and
+   * reported). On timeout (default 5 s) whatever is unacked is put in the spool first.
+   * Never rejects.
+   */
+  flush(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<FlushResult> {
+    return new Promise<FlushResult>((resolve) => {
+      const target = this.capturedCount;
+      if (this.pipeline.counters.settledOwn >= target) {
+        resolve({ complete: true, pendingEvents: 0, timedOut: false });
+        return;
+      }
+      const waiter: FlushWaiter = {
+        target,
+        resolve,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          try {
+            this.pipeline.spillAll(`flush timed out after ${timeoutMs} ms`);
+          } catch (err) {
+            this.reportError(asError(err));
+          }
+          const pendingEvents = Math.max(0, target - this.pipeline.counters.settledOwn);
+          resolve({ complete: pendingEvents === 0, pendingEvents, timedOut: true });
+        }, timeoutMs),
+      };
+      this.waiters.push(waiter);
+      setImmediate(() => this.pipeline.pump(true));
+    });
+  }
+
+  /**
+   * Flush-on-exit: waits up to `timeoutMs` (default 5 s) for acks, then puts anything
+   * still unacked in the spool for the next process, and stops timers and streams.
+   * Events captured after close() are dropped with reason "closed". Never rejects.
+   */
+  close(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    this.closed ??= this.shutdown(timeoutMs);
+    return this.closed;
+  }
+
+  /** A snapshot of the client's counters and gauges. */
+  stats(): ClientStats {
+    const c = this.pipeline.counters;
+    return {
+      captured: this.capturedCount,
+      acked: c.acked,
+      duplicates: c.duplicates,
+      spooled: c.spooled,
+      replayed: c.replayed,
+      dropped: c.dropped,
+      rejected: c.rejected,
+      sampledOut: this.sampledOut,
+      disabledSkipped: this.disabledSkipped,
+      inFlight: this.pipeline.inFlightEvents,
+      queueDepth: this.pipeline.queue.length,
+      spoolBytes: this.pipeline.spoolBytes,
+      captureCallUsP50: this.meter.captureUs(50),
+      captureCallUsP99: this.meter.captureUs(99),
+      cpuPct: this.meter.cpuPct,
+      configRevision: this.currentConfig?.revision ?? "",
+      captureEnabled: this.captureEnabled,
+    };
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    await this.flush(timeoutMs);
+    try {
+      clearInterval(this.ticker);
+      this.watcher?.stop();
+      this.pipeline.stop();
+      this.grpcClient.close();
+    } catch (err) {
+      this.reportError(asError(err));
+    }
+  }
+
+  private captureWithState(known: SessionState | undefined, input: CaptureInput): void {
+    const sampled = (++this.captureCalls & 63) === 0;
+    const start = sampled ? process.hrtime.bigint() : 0n;
+    try {
+      if (this.closing) {
+        this.pipeline.counters.dropped++;
+        this.reportDrop(1, "closed");
+      } else if (!this.captureEnabled) {
+        this.disabledSkipped++;
+      } else {
+        this.enqueue(known, input);
+      }
+    } catch (err) {
+      this.pipeline.counters.rejected++;
+      this.reportDrop(1, "rejected");
+      this.reportError(
+        err instanceof InvalidEventError
+          ? err
+          : new InvalidEventError(
+              `capture() got an unusable event: ${asError(err).message}`,
+              {},
+              { cause: err },
+            ),
+      );
+    }
+    if (sampled) this.meter.recordCapture(process.hrtime.bigint() - start);
+  }
+
+  private enqueue(known: SessionState | undefined, input: CaptureInput): void {
+    const sessionId = input.sessionId;
+    if (typeof sessionId !== "string" || sessionId === "") {
+      throw new InvalidEventError("capture() needs a non-empty string sessionId", { field: "sessionId" });
+    }
+    const payload = input.payload;
+    if (payload === null || typeof payload !== "object" || typeof payload.$case !== "string") {
+      throw new InvalidEventError(`capture() for session ${sessionId} needs a payload with a $case`, {
+        field: "payload",
+      });
+    }
+    const state = known ?? this.sessionState(sessionId);
+    if (known === undefined && state.decidedUnder === -1) {
+      if (input.userId !== undefined) state.userId = input.userId;
+      if (payload.$case === "sessionStart" && Array.isArray(payload.value.userGroups)) {
+        state.userGroups = payload.value.userGroups;
+      }
+    }
+    if (!this.decide(sessionId, state)) {
+      this.sampledOut++;
+      return;
+    }
+    const seq = input.seq ?? state.seq + 1;
+    if (seq > state.seq) state.seq = seq;
+    if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
+    this.capturedCount++;
+    const queued = this.pipeline.queue.push({
+      eventId: input.eventId ?? uuidv7(),
+      sessionId,
+      seq,
+      time: input.time ?? new Date(),
+      botId: input.botId ?? this.botId,
+      userId: input.userId ?? state.userId ?? "",
+      labels: input.labels ?? state.labels ?? EMPTY_LABELS,
+      payload,
+    });
+    if (queued >= this.batchMaxEvents) this.pipeline.kick();
+  }
+
+  private decide(sessionId: string, state: SessionState): boolean {
+    if (state.decidedUnder !== this.configGeneration) {
+      state.captured = decideCapture(this.currentConfig, {
+        sessionId,
+        botId: this.botId,
+        userId: state.userId,
+        userGroups: state.userGroups,
+      });
+      state.decidedUnder = this.configGeneration;
+    }
+    return state.captured;
+  }
+
+  private sessionState(sessionId: string): SessionState {
+    let state = this.sessions.get(sessionId);
+    if (state !== undefined) return state;
+    if (this.sessions.size >= MAX_TRACKED_SESSIONS) this.evictOldestSessions();
+    state = {
+      seq: 0,
+      captured: true,
+      decidedUnder: -1,
+      userId: undefined,
+      userGroups: undefined,
+      labels: undefined,
+    };
+    this.sessions.set(sessionId, state);
+    return state;
+  }
+
+  /** Forgets the oldest tenth of sessions that never sent an end; a late event restarts at seq 1. */
+  private evictOldestSessions(): void {
+    let toDrop = MAX_TRACKED_SESSIONS / 10;
+    for (const key of this.sessions.keys()) {
+      if (toDrop-- <= 0) break;
+      this.sessions.delete(key);
+    }
+  }
+
+  private applyConfig(config: CaptureConfig): void {
+    this.currentConfig = config;
+    this.configGeneration++;
+    this.captureEnabled = config.enabled;
+  }
+
+  private resolveWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const settled = this.pipeline.counters.settledOwn;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const waiter = this.waiters[i]!;
+      if (settled < waiter.target) continue;
+      this.waiters.splice(i, 1);
+      clearTimeout(waiter.timer);
+      waiter.resolve({ complete: true, pendingEvents: 0, timedOut: false });
+    }
+  }
+
+  private reportDrop(count: number, reason: DropReason): void {
+    if (this.onDrop === undefined) return;
+    try {
+      this.onDrop({ count, reason });
+    } catch {
+      // A throwing callback must not reach the bot or stop delivery.
+    }
+  }
+
+  private reportError(err: Error): void {
+    if (this.onError === undefined) return;
+    try {
+      this.onError(err);
+    } catch {
+      // Same as above.
+    }
+  }
+}

@@ -1,0 +1,48 @@
+const SAMPLE_RING = 1024;
+const WINDOW_NS = 1_000_000_000n;
+
+/**
+ * Measures what the SDK costs the bot: the duration of a sample of `capture()` calls
+ * (1 in 64, so the clock reads themselves stay off the hot path) and the share of wall
+ * time spent in background work (encode, send, spool), over windows of about a second.
+ */
+export class CostMeter {
+  private readonly captureSamplesNs = new Float64Array(SAMPLE_RING);
+  private sampleCount = 0;
+  private windowStart = process.hrtime.bigint();
+  private windowBusyNs = 0n;
+  private lastPct = 0;
+
+  /** Records one sampled capture() duration. */
+  recordCapture(ns: bigint): void {
+    this.captureSamplesNs[this.sampleCount++ % SAMPLE_RING] = Number(ns);
+  }
+
+  /** Records background work that ran from `startNs` until now; true when a window just closed. */
+  recordBackground(startNs: bigint): boolean {
+    const now = process.hrtime.bigint();
+    this.windowBusyNs += now - startNs;
+    const elapsed = now - this.windowStart;
+    if (elapsed >= WINDOW_NS) {
+      this.lastPct = (Number(this.windowBusyNs) / Number(elapsed)) * 100;
+      this.windowBusyNs = 0n;
+      this.windowStart = now;
+      return true;
+    }
+    return false;
+  }
+
+  /** Background work as a percentage of wall time in the last complete window. */
+  get cpuPct(): number {
+    return this.lastPct;
+  }
+
+  /** The given percentile (0..100) of sampled capture() durations, in microseconds. */
+  captureUs(percentile: number): number {
+    const n = Math.min(this.sampleCount, SAMPLE_RING);
+    if (n === 0) return 0;
+    const sorted = Array.from(this.captureSamplesNs.subarray(0, n)).sort((a, b) => a - b);
+    const index = Math.min(n - 1, Math.floor((percentile / 100) * n));
+    return sorted[index]! / 1000;
+  }
+}

@@ -1,0 +1,425 @@
+import * as grpc from "@grpc/grpc-js";
+import { InvalidEventError, StorageUnavailableError } from "@sessiontrack/errors";
+import type { StreamResponse } from "@sessiontrack/proto";
+import type { CostMeter } from "./cost-meter.js";
+import type { DiskSpool, SpoolSegment } from "./spool.js";
+import type { DropReason } from "./types.js";
+import { deserializeStreamResponse, encodeEvent, serializeEncodedBatch, STREAM_PATH } from "./wire.js";
+import type { EncodedBatch } from "./wire.js";
+
+/** Tuning of a {@link DeliveryPipeline}, already defaulted by the client. */
+export interface DeliverySettings {
+  target: string;
+  batchMaxEvents: number;
+  maxQueueEvents: number;
+  maxInFlightBatches: number;
+  ackTimeoutMs: number;
+  flushIntervalMs: number;
+  cpuBudgetPct: number;
+}
+
+/** How the pipeline tells the client about losses and trouble. */
+export interface DeliveryReporter {
+  drop(count: number, reason: DropReason): void;
+  error(err: Error): void;
+  /** Something settled (acked, rejected, dropped): flush() waiters may be done. */
+  settled(): void;
+}
+
+/** Counters the pipeline keeps; `settledOwn` counts this client's events acked, rejected or dropped. */
+export interface DeliveryCounters {
+  acked: number;
+  duplicates: number;
+  spooled: number;
+  replayed: number;
+  dropped: number;
+  rejected: number;
+  settledOwn: number;
+}
+
+interface InFlightBatch {
+  batchSeq: number;
+  frames: Uint8Array[];
+  sentAtMs: number;
+  /** The spool segment the frames came from; undefined when they were sent from memory. */
+  segment: SpoolSegment | undefined;
+  indexes: number[];
+}
+
+/** Ingest refuses events over 1 MiB; such an event would fail its batch forever. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+/** Keeps every StreamRequest under gRPC's default 4 MiB message limit. */
+export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_CAP_MS = 2000;
+const MAX_DEFER_FACTOR = 32;
+
+/**
+ * Moves captured events to ingest: memory queue → numbered batches on one long-lived
+ * `Stream`, acks matched by batch_seq, and the disk spool whenever ingest is down, slow
+ * or behind. Ordering rule: while the spool holds unsent events, new events go to the
+ * spool behind them, so every session's events reach ingest in capture order.
+ */
+export class DeliveryPipeline {
+  readonly counters: DeliveryCounters = {
+    acked: 0,
+    duplicates: 0,
+    spooled: 0,
+    replayed: 0,
+    dropped: 0,
+    rejected: 0,
+    settledOwn: 0,
+  };
+  /** Events captured and not yet encoded; the client pushes here directly. */
+  queue: unknown[] = [];
+  private readonly inFlight = new Map<number, InFlightBatch>();
+  private inFlightEventCount = 0;
+  private readonly replaying: SpoolSegment[] = [];
+  private nextBatchSeq = 1;
+  private call: grpc.ClientDuplexStream<EncodedBatch, StreamResponse> | undefined;
+  private retryAtMs = 0;
+  private consecutiveFailures = 0;
+  private downReported = false;
+  private deferFactor = 1;
+  private nextPumpAtMs = 0;
+  private immediate: NodeJS.Immediate | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly grpcClient: grpc.Client,
+    private readonly metadata: () => grpc.Metadata,
+    private readonly spool: DiskSpool,
+    private readonly settings: DeliverySettings,
+    private readonly reporter: DeliveryReporter,
+    private readonly meter: CostMeter,
+  ) {}
+
+  /** Events sent and not yet acked. */
+  get inFlightEvents(): number {
+    return this.inFlightEventCount;
+  }
+
+  /** Bytes in the disk spool. */
+  get spoolBytes(): number {
+    return this.spool.totalBytes;
+  }
+
+  /** Runs a pump soon, unless work is being deferred for the CPU budget. */
+  kick(): void {
+    if (this.immediate !== undefined || this.stopped || this.deferFactor > 1) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      this.pump(true);
+    });
+    this.immediate.unref();
+  }
+
+  /**
+   * One round of background work: ack timeout check, then send or spool. `force` ignores
+   * the CPU-budget deferral (flush and close use it).
+   */
+  pump(force: boolean): void {
+    if (this.stopped) return;
+    const start = process.hrtime.bigint();
+    try {
+      const now = Date.now();
+      this.checkAckTimeout(now);
+      // Deferral may make batches bigger and rarer, but never push events to disk by itself.
+      const queueHalfFull = this.queue.length >= this.settings.maxQueueEvents / 2;
+      if (!force && !queueHalfFull && now < this.nextPumpAtMs) return;
+      this.nextPumpAtMs = now + this.settings.flushIntervalMs * this.deferFactor;
+      this.moveEvents(now);
+    } catch (err) {
+      this.reporter.error(asError(err));
+    } finally {
+      this.account(start);
+    }
+  }
+
+  /** Puts everything not acked (in flight and queued) into the spool, e.g. on a flush timeout. */
+  spillAll(reason: string): void {
+    if (this.inFlight.size > 0 || this.call !== undefined) this.fail(new Error(reason), false);
+    this.spillQueue();
+  }
+
+  /** Spills what is left, cancels the stream and closes the spool; the pipeline stays stopped. */
+  stop(): void {
+    if (this.stopped) return;
+    this.spillAll("client closed");
+    this.stopped = true;
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.spool.close();
+  }
+
+  private moveEvents(now: number): void {
+    const canSend = now >= this.retryAtMs;
+    const spoolBacklog = this.spoolHasUnsent();
+    if (canSend && this.call === undefined && (this.queue.length > 0 || spoolBacklog)) this.openStream();
+    if (!canSend || spoolBacklog) {
+      this.spillQueue();
+      if (canSend) this.replaySpool();
+      return;
+    }
+    this.sendQueue();
+    if (this.queue.length > this.settings.maxQueueEvents) this.spillQueue();
+  }
+
+  private spoolHasUnsent(): boolean {
+    if (!this.spool.drained) return true;
+    for (const segment of this.replaying) if (segment.hasPending) return true;
+    return false;
+  }
+
+  private sendQueue(): void {
+    const { batchMaxEvents, maxInFlightBatches } = this.settings;
+    while (this.inFlight.size < maxInFlightBatches && this.queue.length > 0 && this.call !== undefined) {
+      const events = this.queue.length <= batchMaxEvents ? this.queue : this.queue.slice(0, batchMaxEvents);
+      this.queue = events === this.queue ? [] : this.queue.slice(batchMaxEvents);
+      let batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      for (const frame of this.encodeAll(events)) {
+        if (batch.length > 0 && batchBytes + frame.length > MAX_BATCH_BYTES) {
+          this.send(batch, undefined, []);
+          batch = [];
+          batchBytes = 0;
+        }
+        batch.push(frame);
+        batchBytes += frame.length;
+      }
+      if (batch.length > 0) this.send(batch, undefined, []);
+    }
+  }
+
+  private replaySpool(): void {
+    while (this.inFlight.size < this.settings.maxInFlightBatches && this.call !== undefined) {
+      let segment = this.replaying.find((s) => s.hasPending);
+      if (segment === undefined) {
+        segment = this.spool.loadNext((path, bytes) =>
+          this.reporter.error(
+            new Error(`spool file ${path}: ignored a torn or corrupt tail of ${bytes} bytes`),
+          ),
+        );
+        if (segment === undefined) return;
+        this.replaying.push(segment);
+      }
+      const { indexes, frames } = segment.takePending(this.settings.batchMaxEvents, MAX_BATCH_BYTES);
+      if (frames.length === 0) return;
+      this.send(frames, segment, indexes);
+    }
+  }
+
+  private spillQueue(): void {
+    if (this.queue.length === 0) return;
+    const events = this.queue;
+    this.queue = [];
+    this.writeToSpool(this.encodeAll(events));
+  }
+
+  private writeToSpool(frames: Uint8Array[]): void {
+    if (frames.length === 0) return;
+    const result = this.spool.append(frames);
+    this.counters.spooled += result.written;
+    const lost = frames.length - result.written;
+    if (result.error !== undefined) this.reporter.error(result.error);
+    if (lost > 0) {
+      this.counters.dropped += lost;
+      this.counters.settledOwn += lost;
+      this.reporter.drop(lost, "spool_full");
+      this.reporter.settled();
+    }
+  }
+
+  private encodeAll(events: readonly unknown[]): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    for (const event of events) {
+      try {
+        const frame = encodeEvent(event);
+        if (frame.length > MAX_EVENT_BYTES) {
+          this.rejectOwn(
+            new InvalidEventError(`event of ${frame.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit`),
+          );
+          continue;
+        }
+        frames.push(frame);
+      } catch (err) {
+        this.rejectOwn(
+          new InvalidEventError(`event could not be encoded: ${asError(err).message}`, {}, { cause: err }),
+        );
+      }
+    }
+    return frames;
+  }
+
+  /** Counts and reports one of this client's events as rejected. */
+  rejectOwn(err: Error): void {
+    this.counters.rejected++;
+    this.counters.settledOwn++;
+    this.reporter.drop(1, "rejected");
+    this.reporter.error(err);
+    this.reporter.settled();
+  }
+
+  private openStream(): void {
+    const call = this.grpcClient.makeBidiStreamRequest(
+      STREAM_PATH,
+      serializeEncodedBatch,
+      deserializeStreamResponse,
+      this.metadata(),
+      {},
+    );
+    this.call = call;
+    call.on("data", (response: StreamResponse) => {
+      if (this.call !== call) return;
+      const start = process.hrtime.bigint();
+      try {
+        this.onResponse(response);
+      } catch (err) {
+        this.reporter.error(asError(err));
+      } finally {
+        this.account(start);
+      }
+    });
+    // 'status' always ends a call; 'error' needs a listener so grpc-js does not throw it.
+    call.on("error", () => undefined);
+    call.on("status", (status: grpc.StatusObject) => {
+      if (this.call !== call) return;
+      if (this.inFlight.size === 0 && status.code === grpc.status.OK) {
+        // Ingest closed an idle stream (e.g. connection age limit): reopen on demand, no outage.
+        this.call = undefined;
+        return;
+      }
+      this.fail(
+        new Error(`stream to ${this.settings.target} ended: ${grpc.status[status.code]} ${status.details}`),
+      );
+    });
+  }
+
+  private send(frames: Uint8Array[], segment: SpoolSegment | undefined, indexes: number[]): void {
+    const batchSeq = this.nextBatchSeq++;
+    this.inFlight.set(batchSeq, { batchSeq, frames, sentAtMs: Date.now(), segment, indexes });
+    this.inFlightEventCount += frames.length;
+    this.call!.write({ batchSeq, frames });
+  }
+
+  private onResponse(response: StreamResponse): void {
+    const result = response.result;
+    if (result === undefined) return;
+    const batch = this.inFlight.get(result.value.batchSeq);
+    if (batch === undefined) return;
+    if (result.$case === "rejected" && result.value.retryable) {
+      const { code, message } = result.value;
+      this.fail(
+        new StorageUnavailableError(
+          `ingest refused batch ${batch.batchSeq} for now (code ${code}): ${message}`,
+        ),
+      );
+      return;
+    }
+    this.inFlight.delete(batch.batchSeq);
+    this.inFlightEventCount -= batch.frames.length;
+    if (result.$case === "ack") {
+      this.settleAcked(batch, result.value.duplicates);
+    } else if (batch.frames.length > 1) {
+      // One bad event rejects its whole batch: resend one by one so only the bad ones are lost.
+      batch.frames.forEach((frame, i) =>
+        this.send([frame], batch.segment, batch.segment ? [batch.indexes[i]!] : []),
+      );
+    } else {
+      this.settleRejected(
+        batch,
+        `ingest rejected event (code ${result.value.code}): ${result.value.message}`,
+      );
+    }
+    this.kick();
+  }
+
+  private settleAcked(batch: InFlightBatch, duplicates: number): void {
+    const n = batch.frames.length;
+    this.counters.acked += n;
+    this.counters.duplicates += duplicates;
+    this.consecutiveFailures = 0;
+    this.downReported = false;
+    if (batch.segment === undefined) {
+      this.counters.settledOwn += n;
+    } else {
+      this.counters.replayed += n;
+      if (!batch.segment.adopted) this.counters.settledOwn += n;
+      this.finishSpoolFrames(batch);
+    }
+    this.reporter.settled();
+  }
+
+  private settleRejected(batch: InFlightBatch, message: string): void {
+    this.counters.rejected += batch.frames.length;
+    if (batch.segment === undefined || !batch.segment.adopted)
+      this.counters.settledOwn += batch.frames.length;
+    if (batch.segment !== undefined) this.finishSpoolFrames(batch);
+    this.reporter.drop(batch.frames.length, "rejected");
+    this.reporter.error(new InvalidEventError(message));
+    this.reporter.settled();
+  }
+
+  private finishSpoolFrames(batch: InFlightBatch): void {
+    const segment = batch.segment!;
+    segment.markDone(batch.indexes);
+    if (!segment.finished) return;
+    this.spool.release(segment);
+    this.replaying.splice(this.replaying.indexOf(segment), 1);
+  }
+
+  private checkAckTimeout(now: number): void {
+    const oldest = this.inFlight.values().next();
+    if (oldest.done === true) return;
+    if (now - oldest.value.sentAtMs > this.settings.ackTimeoutMs) {
+      this.fail(
+        new StorageUnavailableError(
+          `ingest at ${this.settings.target} sent no ack for batch ${oldest.value.batchSeq} within ${this.settings.ackTimeoutMs} ms; spooling`,
+        ),
+      );
+    }
+  }
+
+  /**
+   * Ingest is down or slow: drop the stream, put unacked memory batches and the queue in
+   * the spool (same event ids), rewind spool replay, and retry after a jittered backoff.
+   */
+  private fail(err: Error, backoff = true): void {
+    const call = this.call;
+    this.call = undefined;
+    try {
+      call?.cancel();
+    } catch {
+      // Already closed.
+    }
+    const frames: Uint8Array[] = [];
+    for (const batch of this.inFlight.values()) {
+      if (batch.segment === undefined) frames.push(...batch.frames);
+    }
+    for (const segment of this.replaying) segment.resetInFlight();
+    this.inFlight.clear();
+    this.inFlightEventCount = 0;
+    this.writeToSpool(frames);
+    this.spillQueue();
+    if (!backoff) return;
+    this.consecutiveFailures++;
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.consecutiveFailures);
+    this.retryAtMs = Date.now() + ceiling / 2 + Math.random() * (ceiling / 2);
+    if (!this.downReported) {
+      this.downReported = true;
+      this.reporter.error(err);
+    }
+  }
+
+  private account(start: bigint): void {
+    const windowClosed = this.meter.recordBackground(start);
+    if (!windowClosed) return;
+    const pct = this.meter.cpuPct;
+    if (pct > this.settings.cpuBudgetPct) this.deferFactor = Math.min(MAX_DEFER_FACTOR, this.deferFactor * 2);
+    else if (pct < this.settings.cpuBudgetPct / 2) this.deferFactor = Math.max(1, this.deferFactor / 2);
+  }
+}
+
+/** Any thrown value as an Error. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Event } from "@sessiontrack/proto";
+import { SessionTrackClient } from "../client.js";
+import type { DropNotice, SessionTrackClientOptions } from "../types.js";
+import { FakeIngest } from "./fake-ingest.js";
+
+/** What node:test's context offers that the harness needs. */
+interface TestContextLike {
+  after(fn: () => void | Promise<void>): void;
+}
+
+/** A client wired to a fixture, with everything it reported. */
+export interface Harness {
+  fake: FakeIngest;
+  client: SessionTrackClient;
+  spoolDir: string;
+  drops: DropNotice[];
+  errors: Error[];
+  /** Another client on the same fixture and (by default) the same spool directory. */
+  newClient(overrides?: Partial<SessionTrackClientOptions>): SessionTrackClient;
+}
+
+/** Starts a fixture and a client on a fresh spool directory; both are torn down after the test. */
+export async function startHarness(
+  t: TestContextLike,
+  overrides: Partial<SessionTrackClientOptions> = {},
+  fake?: FakeIngest,
+): Promise<Harness> {
+  const ingest = fake ?? (await FakeIngest.start());
+  const spoolDir = mkdtempSync(join(tmpdir(), "st-client-"));
+  const drops: DropNotice[] = [];
+  const errors: Error[] = [];
+  const clients: SessionTrackClient[] = [];
+  const newClient = (more: Partial<SessionTrackClientOptions> = {}): SessionTrackClient => {
+    const client = new SessionTrackClient({
+      target: ingest.target,
+      apiKey: ingest.key,
+      botId: "test-bot",
+      spoolDir,
+      onDrop: (drop) => drops.push(drop),
+      onError: (err) => errors.push(err),
+      ...overrides,
+      ...more,
+    });
+    clients.push(client);
+    return client;
+  };
+  const client = newClient();
+  t.after(async () => {
+    await Promise.all(clients.map((c) => c.close(200)));
+    ingest.stop();
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+  return { fake: ingest, client, spoolDir, drops, errors, newClient };
+}
+
+/** Stored events of one session, ordered by seq. */
+export function sessionEvents(fake: FakeIngest, sessionId: string): Event[] {
+  return [...fake.stored.values()].filter((e) => e.sessionId === sessionId).sort((a, b) => a.seq - b.seq);
+}
+
+/** A custom event of about `bytes` bytes, for volume tests. */
+export function customPayload(
+  i: number,
+  bytes = 100,
+): { $case: "custom"; value: { name: string; data: object } } {
+  return { $case: "custom", value: { name: "tick", data: { i, pad: "x".repeat(bytes) } } };
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,69 @@
+import { randomFillSync } from "node:crypto";
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const RANDOM_POOL = new Uint8Array(8 * 512);
+let poolOffset = RANDOM_POOL.length;
+let lastMs = -1;
+let counter = 0;
+
+function randomBytes8(): number {
+  if (poolOffset === RANDOM_POOL.length) {
+    randomFillSync(RANDOM_POOL);
+    poolOffset = 0;
+  }
+  const at = poolOffset;
+  poolOffset += 8;
+  return at;
+}
+
+/**
+ * A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter in `rand_a`
+ * (RFC 9562 §6.2 method 1), then 62 random bits. Ids made by one process are strictly
+ * increasing as strings, even within one millisecond or when the wall clock steps back.
+ */
+export function uuidv7(): string {
+  let ms = Date.now();
+  if (ms > lastMs) {
+    lastMs = ms;
+    // Seed the counter in the lower half so a burst within one millisecond has room to count.
+    counter = (RANDOM_POOL[randomBytes8()]! << 3) & 0x7ff;
+  } else {
+    counter++;
+    if (counter > 0xfff) {
+      // Counter exhausted: borrow the next millisecond rather than lose ordering.
+      lastMs++;
+      counter = 0;
+    }
+    ms = lastMs;
+  }
+  const r = randomBytes8();
+  const high = Math.floor(ms / 0x10000);
+  const low = ms % 0x10000;
+  return (
+    HEX[(high >>> 24) & 0xff]! +
+    HEX[(high >>> 16) & 0xff]! +
+    HEX[(high >>> 8) & 0xff]! +
+    HEX[high & 0xff]! +
+    "-" +
+    HEX[low >>> 8]! +
+    HEX[low & 0xff]! +
+    "-" +
+    HEX[0x70 | (counter >>> 8)]! +
+    HEX[counter & 0xff]! +
+    "-" +
+    HEX[0x80 | (RANDOM_POOL[r]! & 0x3f)]! +
+    HEX[RANDOM_POOL[r + 1]!]! +
+    "-" +
+    HEX[RANDOM_POOL[r + 2]!]! +
+    HEX[RANDOM_POOL[r + 3]!]! +
+    HEX[RANDOM_POOL[r + 4]!]! +
+    HEX[RANDOM_POOL[r + 5]!]! +
+    HEX[RANDOM_POOL[r + 6]!]! +
+    HEX[RANDOM_POOL[r + 7]!]!
+  );
+}
+
+/** The Unix milliseconds encoded in a UUIDv7 string. */
+export function uuidv7Time(id: string): number {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
