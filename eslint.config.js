@@ -45,9 +45,11 @@ export default tseslint.config(
             { sourceTag: "type:generated", onlyDependOnLibsWithTags: [] },
             { sourceTag: "type:lib", onlyDependOnLibsWithTags: ["type:lib", "type:generated"] },
             { sourceTag: "type:sdk", onlyDependOnLibsWithTags: ["type:lib", "type:generated"] },
+            // A service composes libraries, never another service; apps (the CLI, tests) compose services.
+            { sourceTag: "type:service", onlyDependOnLibsWithTags: ["type:lib", "type:generated"] },
             {
               sourceTag: "type:app",
-              onlyDependOnLibsWithTags: ["type:lib", "type:generated", "type:sdk", "type:app"],
+              onlyDependOnLibsWithTags: ["type:lib", "type:generated", "type:sdk", "type:service"],
             },
             { sourceTag: "scope:client", onlyDependOnLibsWithTags: ["scope:shared", "scope:client"] },
             { sourceTag: "scope:ingest", onlyDependOnLibsWithTags: ["scope:shared", "scope:ingest"] },

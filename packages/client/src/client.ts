@@ -19,6 +19,17 @@ import type {
   SessionTrackClientOptions,
 } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
+import { eventIdOf } from "./wire.js";
+
+function ackReporter(onAck: (eventIds: readonly string[]) => void): (frames: readonly Uint8Array[]) => void {
+  return (frames) => {
+    try {
+      onAck(frames.map(eventIdOf));
+    } catch {
+      // A throwing callback must not reach the bot or stop delivery.
+    }
+  };
+}
 
 /** SDK name and version sent with WatchConfig. */
 export const CLIENT_VERSION = "@sessiontrack/client/0.1.0";
@@ -128,6 +139,7 @@ export class SessionTrackClient {
         drop: (count, reason) => this.reportDrop(count, reason),
         error: (err) => this.reportError(err),
         settled: () => this.resolveWaiters(),
+        ...(options.onAck === undefined ? {} : { acked: ackReporter(options.onAck) }),
       },
       this.meter,
     );

@@ -24,6 +24,8 @@ export interface DeliveryReporter {
   error(err: Error): void;
   /** Something settled (acked, rejected, dropped): flush() waiters may be done. */
   settled(): void;
+  /** A batch was acknowledged; set only when the client has an onAck callback. */
+  acked?: (frames: readonly Uint8Array[]) => void;
 }
 
 /** Counters the pipeline keeps; `settledOwn` counts this client's events acked, rejected or dropped. */
@@ -339,6 +341,7 @@ export class DeliveryPipeline {
     this.counters.duplicates += duplicates;
     this.consecutiveFailures = 0;
     this.downReported = false;
+    this.reporter.acked?.(batch.frames);
     if (batch.segment === undefined) {
       this.counters.settledOwn += n;
     } else {

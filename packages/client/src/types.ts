@@ -38,6 +38,11 @@ export interface SessionTrackClientOptions {
   watchConfig?: boolean;
   /** Called for every drop, with how many events and why. Never let it throw; if it does, it is ignored. */
   onDrop?: (drop: DropNotice) => void;
+  /**
+   * Called with the event ids of every acknowledged batch (durable at ingest). Costs a
+   * small parse per event, only when set. Never let it throw; if it does, it is ignored.
+   */
+  onAck?: (eventIds: readonly string[]) => void;
   /** Diagnostics (ingest down, rejected batch, torn spool tail…). Never thrown into the bot. */
   onError?: (err: Error) => void;
   /** Channel credentials (default insecure). */

@@ -1,4 +1,11 @@
-import { BinaryWriter, Event, IngestServiceService, StreamResponse } from "@sessiontrack/proto";
+import {
+  BinaryReader,
+  BinaryWriter,
+  Event,
+  IngestServiceService,
+  StreamResponse,
+  WireType,
+} from "@sessiontrack/proto";
 
 /** One numbered batch of already-encoded events, as sent on `IngestService.Stream`. */
 export interface EncodedBatch {
@@ -32,4 +39,15 @@ export function deserializeStreamResponse(bytes: Buffer): StreamResponse {
 /** Encodes one event, normalizing missing fields to their proto3 defaults first. */
 export function encodeEvent(event: unknown): Uint8Array {
   return Event.encode(Event.fromPartial(event as Event)).finish();
+}
+
+/** Reads `event_id` (field 1) out of an encoded Event without decoding the rest; "" if absent. */
+export function eventIdOf(frame: Uint8Array): string {
+  const reader = new BinaryReader(frame);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) return reader.string();
+    reader.skip(wireType, field);
+  }
+  return "";
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the pinned Go programs that tests need (MinIO, kube-apiserver, etcd, kubectl,
+# helm, k6) into a cache outside the repo, keyed by name and the hash of the pinning
+# go.mod/go.sum, so a second run costs nothing. Each tool is a folder tools/<name>/ with
+# a go.mod that pins the module (and any replacements) and a `package` line naming what
+# to build in tools/<name>/build.env (PKG=module/path/cmd/name).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+CACHE="${SESSIONTRACK_TOOLS_CACHE:-$HOME/.cache/sessiontrack/tools}"
+mapfile -t tool_dirs < <(find . -mindepth 2 -maxdepth 2 -name go.mod -printf '%h\n' | sort)
+
+if [ "${#tool_dirs[@]}" -eq 0 ]; then
+  echo "tools: no Go tools are pinned yet; the ingest/WAL/SDK tests need none"
+  exit 0
+fi
+if ! command -v go >/dev/null; then
+  echo "tools: Go is required to build ${tool_dirs[*]} (install Go >= 1.22 and rerun make tools)" >&2
+  exit 1
+fi
+
+mkdir -p "$CACHE/bin"
+for dir in "${tool_dirs[@]}"; do
+  name="$(basename "$dir")"
+  # shellcheck disable=SC1091
+  source "$dir/build.env"
+  key="$(cat "$dir/go.mod" "$dir/go.sum" 2>/dev/null | sha256sum | cut -c1-16)"
+  out="$CACHE/$name-$key"
+  if [ ! -x "$out/$name" ]; then
+    echo "tools: building $name ($PKG)"
+    (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$out/$name" "$PKG")
+  fi
+  ln -sfn "$out/$name" "$CACHE/bin/$name"
+  echo "tools: $name -> $CACHE/bin/$name"
+done
