@@ -158,3 +158,12 @@ test("large events are split into batches under gRPC's 4 MiB message limit", asy
   assert.equal(sessionEvents(fake, "big").length, 12);
   assert.ok(fake.batchesAcked >= 3, `${fake.batchesAcked} batches`);
 });
+
+test("onAck reports the id of every acknowledged event exactly once", async (t) => {
+  const acked: string[] = [];
+  const { fake, client } = await startHarness(t, { onAck: (ids) => acked.push(...ids) });
+  for (let i = 0; i < 700; i++) client.capture({ sessionId: `s-${i % 7}`, payload: customPayload(i) });
+  await client.flush(5000);
+  assert.equal(acked.length, 700);
+  assert.deepEqual(new Set(acked), new Set(fake.stored.keys()));
+});
