@@ -5,7 +5,6 @@ import type { StreamResponse, WatchConfigResponse } from "@sessiontrack/proto";
 import {
   AppendResponse,
   IngestServiceService,
-  StoredEvent,
   type CaptureConfig,
   type WatchConfigRequest,
 } from "@sessiontrack/proto";
@@ -14,6 +13,7 @@ import type { WalRecordInput, WriteAheadLog } from "@sessiontrack/wal";
 
 import type { CaptureConfigSource } from "./capture-config.js";
 import { decodeBatchEnvelope, decodeEvent, type RawBatch } from "./decode.js";
+import { encodeStoredEvent } from "./stored-event.js";
 import type { IngestMetrics } from "./metrics.js";
 import type { Principal, TenantDirectory } from "./tenants.js";
 import { validateEvent } from "./validate.js";
@@ -126,14 +126,16 @@ export class IngestService {
       // Redaction (privacy rules per tenant) plugs in here, before anything is written.
       return {
         key: `${principal.tenant}/${event.eventId}`,
-        data: StoredEvent.encode({
-          tenant: principal.tenant,
-          eventId: event.eventId,
-          sessionId: event.sessionId,
-          seq: event.seq,
-          receivedAt,
-          event: bytes,
-        }).finish(),
+        data: encodeStoredEvent(
+          {
+            tenant: principal.tenant,
+            eventId: event.eventId,
+            sessionId: event.sessionId,
+            seq: event.seq,
+            receivedAt,
+          },
+          bytes,
+        ),
       };
     });
     const results = await wal.append(records);
