@@ -28,7 +28,7 @@ for dir in "${tool_dirs[@]}"; do
   out="$CACHE/$name-$key"
   if [ ! -x "$out/$name" ]; then
     echo "tools: building $name ($PKG)"
-    (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$out/$name" "$PKG")
+    (cd "$dir" && GOFLAGS=-mod=readonly go build -trimpath -o "$out/$name" "$PKG")
   fi
   ln -sfn "$out/$name" "$CACHE/bin/$name"
   echo "tools: $name -> $CACHE/bin/$name"
