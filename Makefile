@@ -13,7 +13,7 @@ NODE_MODULES_STAMP := node_modules/.install-stamp
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(NODE_MODULES_STAMP): package.json package-lock.json $(wildcard */*/package.json) test/package.json
+$(NODE_MODULES_STAMP): package.json package-lock.json $(wildcard */*/package.json) test/package.json operator/package.json loadtest/package.json
 	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<10)) { console.error("SessionTrack needs Node.js >= 20.10, found "+process.version); process.exit(1) }'
 	npm ci --no-audit --no-fund
 	@touch $@

@@ -9,3 +9,14 @@ export {
 } from "./grpc-server.js";
 export { statusForCode, toGrpcError, type GrpcError } from "./grpc-errors.js";
 export { PROTO_DIR, sessionTrackProtoFiles } from "./protos.js";
+export {
+  generateApiKey,
+  hashApiKey,
+  TenantDirectory,
+  writeTenantsFile,
+  type Principal,
+  type Role,
+  type ServiceKeyEntry,
+  type ServicePrincipal,
+  type TenantEntry,
+} from "./tenants.js";

@@ -8,5 +8,5 @@ export {
   type Principal,
   type Role,
   type TenantEntry,
-} from "./tenants.js";
+} from "@sessiontrack/runtime";
 export { CaptureConfigSource, DEFAULT_CAPTURE_CONFIG, parseCaptureConfig } from "./capture-config.js";

@@ -8,14 +8,13 @@ import {
   type CaptureConfig,
   type WatchConfigRequest,
 } from "@sessiontrack/proto";
-import { toGrpcError, type Logger } from "@sessiontrack/runtime";
+import { toGrpcError, type Logger, type Principal, type TenantDirectory } from "@sessiontrack/runtime";
 import type { WalRecordInput, WriteAheadLog } from "@sessiontrack/wal";
 
 import type { CaptureConfigSource } from "./capture-config.js";
 import { decodeBatchEnvelope, decodeEvent, type RawBatch } from "./decode.js";
 import { encodeStoredEvent } from "./stored-event.js";
 import type { IngestMetrics } from "./metrics.js";
-import type { Principal, TenantDirectory } from "./tenants.js";
 import { validateEvent } from "./validate.js";
 
 /** Size limits a batch must respect. */
@@ -133,6 +132,7 @@ export class IngestService {
             sessionId: event.sessionId,
             seq: event.seq,
             receivedAt,
+            redactions: [],
           },
           bytes,
         ),

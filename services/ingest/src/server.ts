@@ -5,6 +5,7 @@ import {
   sessionTrackProtoFiles,
   startGrpcServer,
   startMetricsServer,
+  TenantDirectory,
   type Logger,
 } from "@sessiontrack/runtime";
 import { WriteAheadLog } from "@sessiontrack/wal";
@@ -13,7 +14,6 @@ import { CaptureConfigSource } from "./capture-config.js";
 import type { IngestConfig } from "./config.js";
 import { IngestService, RawIngestServiceDefinition } from "./ingest-service.js";
 import { IngestMetrics } from "./metrics.js";
-import { TenantDirectory } from "./tenants.js";
 
 /** A running ingest service. */
 export interface IngestServer {

@@ -8,11 +8,10 @@ import type { TestContext } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 
 import { BinaryWriter, Event, Role } from "@sessiontrack/proto";
-import { createLogger } from "@sessiontrack/runtime";
+import { createLogger, generateApiKey, writeTenantsFile } from "@sessiontrack/runtime";
 
 import { loadIngestConfig } from "./config.js";
 import { startIngestServer, type IngestServer } from "./server.js";
-import { generateApiKey, writeTenantsFile } from "./tenants.js";
 
 /** A started ingest with its keys and home directory. */
 export interface Harness {

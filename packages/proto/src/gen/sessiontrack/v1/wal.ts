@@ -12,6 +12,8 @@ import { Timestamp } from "../../google/protobuf/timestamp.js";
  * StoredEvent is what ingest writes to its write-ahead log for each accepted event:
  * the tenant the credential belongs to, when it arrived, and the event exactly as it
  * will be shipped (after redaction), kept as encoded sessiontrack.v1.Event bytes.
+ * Ingest's shipper delivers StoredEvents unchanged to the archive and the index, and
+ * both return them unchanged from GetSession.
  */
 export interface StoredEvent {
   tenant: string;
@@ -21,12 +23,37 @@ export interface StoredEvent {
   receivedAt:
     | Date
     | undefined;
-  /** Encoded sessiontrack.v1.Event. */
+  /** Encoded sessiontrack.v1.Event, after redaction. */
   event: Buffer;
+  /** What redaction changed in `event`: which rule fired where. Never the original value. */
+  redactions: RedactionHit[];
+}
+
+/** RedactionHit records that a redaction rule matched inside one field of an event. */
+export interface RedactionHit {
+  /**
+   * The rule's name: a built-in detector ("email", "phone", "payment_card", "ip_address",
+   * "api_key", "jwt", "secret") or a tenant's custom rule name.
+   */
+  rule: string;
+  /** Where it matched, as a path into the Event, for example "message.parts[0].text". */
+  path: string;
+  /** What was done: "mask", "hash" or "drop". */
+  action: string;
+  /** How many matches in that field. */
+  count: number;
 }
 
 function createBaseStoredEvent(): StoredEvent {
-  return { tenant: "", eventId: "", sessionId: "", seq: 0, receivedAt: undefined, event: Buffer.alloc(0) };
+  return {
+    tenant: "",
+    eventId: "",
+    sessionId: "",
+    seq: 0,
+    receivedAt: undefined,
+    event: Buffer.alloc(0),
+    redactions: [],
+  };
 }
 
 export const StoredEvent: MessageFns<StoredEvent> = {
@@ -48,6 +75,9 @@ export const StoredEvent: MessageFns<StoredEvent> = {
     }
     if (message.event.length !== 0) {
       writer.uint32(50).bytes(message.event);
+    }
+    for (const v of message.redactions) {
+      RedactionHit.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -113,6 +143,14 @@ export const StoredEvent: MessageFns<StoredEvent> = {
             message.event = Buffer.from(reader.bytes());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.redactions.push(RedactionHit.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -145,6 +183,9 @@ export const StoredEvent: MessageFns<StoredEvent> = {
         ? fromJsonTimestamp(object.received_at)
         : undefined,
       event: isSet(object.event) ? Buffer.from(bytesFromBase64(object.event)) : Buffer.alloc(0),
+      redactions: globalThis.Array.isArray(object?.redactions)
+        ? object.redactions.map((e: any) => RedactionHit.fromJSON(e))
+        : [],
     };
   },
 
@@ -168,6 +209,9 @@ export const StoredEvent: MessageFns<StoredEvent> = {
     if (message.event.length !== 0) {
       obj.event = base64FromBytes(message.event);
     }
+    if (message.redactions?.length) {
+      obj.redactions = message.redactions.map((e) => RedactionHit.toJSON(e));
+    }
     return obj;
   },
 
@@ -182,6 +226,124 @@ export const StoredEvent: MessageFns<StoredEvent> = {
     message.seq = object.seq ?? 0;
     message.receivedAt = object.receivedAt ?? undefined;
     message.event = object.event ?? Buffer.alloc(0);
+    message.redactions = object.redactions?.map((e) => RedactionHit.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRedactionHit(): RedactionHit {
+  return { rule: "", path: "", action: "", count: 0 };
+}
+
+export const RedactionHit: MessageFns<RedactionHit> = {
+  encode(message: RedactionHit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rule !== "") {
+      writer.uint32(10).string(message.rule);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.action !== "") {
+      writer.uint32(26).string(message.action);
+    }
+    if (message.count !== 0) {
+      writer.uint32(32).uint32(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedactionHit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedactionHit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedactionHit {
+    return {
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+    };
+  },
+
+  toJSON(message: RedactionHit): unknown {
+    const obj: any = {};
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RedactionHit>): RedactionHit {
+    return RedactionHit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RedactionHit>): RedactionHit {
+    const message = createBaseRedactionHit();
+    message.rule = object.rule ?? "";
+    message.path = object.path ?? "";
+    message.action = object.action ?? "";
+    message.count = object.count ?? 0;
     return message;
   },
 };

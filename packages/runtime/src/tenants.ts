@@ -16,7 +16,16 @@ const keySchema = z.object({
     .regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lower-case hex characters (the SHA-256 of the API key)"),
   roles: z.array(z.enum(["ingest", "read", "admin"])).min(1, "a key needs at least one role"),
 });
+const serviceKeySchema = z.object({
+  id: z.string().min(1, "key id is required"),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lower-case hex characters (the SHA-256 of the key)"),
+});
 const fileSchema = z.object({
+  // Keys of SessionTrack's own services (ingest's shipper, the CLI's index rebuild): they
+  // may write and erase any tenant's data in the archive and the index, and nothing else.
+  services: z.array(serviceKeySchema).default([]),
   tenants: z
     .array(
       z.object({
@@ -33,6 +42,17 @@ const fileSchema = z.object({
 export interface TenantEntry {
   name: string;
   keys: Array<{ id: string; sha256: string; roles: Role[] }>;
+}
+
+/** A service key entry of a tenants file. */
+export interface ServiceKeyEntry {
+  id: string;
+  sha256: string;
+}
+
+/** A verified service key: one of SessionTrack's own services, acting for every tenant. */
+export interface ServicePrincipal {
+  service: string;
 }
 
 /** Who a verified API key belongs to. */
@@ -53,17 +73,49 @@ export function generateApiKey(): { key: string; sha256: string } {
   return { key, sha256: hashApiKey(key) };
 }
 
-/** Writes a tenants file (JSON, which is also YAML) that ingest's --tenants reads. */
-export function writeTenantsFile(path: string, tenants: readonly TenantEntry[]): void {
-  writeFileSync(path, `${JSON.stringify({ tenants }, null, 2)}\n`, { mode: 0o600 });
+/** Writes a tenants file (JSON, which is also YAML) that every service's --tenants reads. */
+export function writeTenantsFile(
+  path: string,
+  tenants: readonly TenantEntry[],
+  services: readonly ServiceKeyEntry[] = [],
+): void {
+  writeFileSync(path, `${JSON.stringify({ services, tenants }, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** The API key in an `authorization: Bearer <key>` metadata value; throws UnauthenticatedError. */
+function bearerKey(authorization: unknown, what: string): string {
+  if (authorization === undefined) {
+    throw new UnauthenticatedError(`missing "authorization: Bearer <${what}>" metadata`);
+  }
+  if (typeof authorization !== "string") {
+    throw new UnauthenticatedError(`"authorization" metadata must be text: "Bearer <${what}>"`);
+  }
+  const match = /^Bearer ([A-Za-z0-9_\-.~+/=]{16,512})$/.exec(authorization.trim());
+  if (match === null) {
+    throw new UnauthenticatedError(`malformed "authorization" metadata: expected "Bearer <${what}>"`);
+  }
+  return match[1]!;
+}
+
+/** Looks a key up among hashes in constant time, so timing reveals nothing about which matched. */
+function findByHash<T>(byHash: ReadonlyMap<string, T>, key: string): T | undefined {
+  const presented = Buffer.from(hashApiKey(key), "hex");
+  let found: T | undefined;
+  for (const [hash, value] of byHash) {
+    if (timingSafeEqual(presented, Buffer.from(hash, "hex"))) found = value;
+  }
+  return found;
 }
 
 /**
- * The API keys ingest accepts, loaded from a tenants file. Only SHA-256 hashes are
+ * The API keys the services accept, loaded from a tenants file. Only SHA-256 hashes are
  * held; a presented key is hashed and compared in constant time.
  */
 export class TenantDirectory {
-  private constructor(private readonly byHash: Map<string, Principal>) {}
+  private constructor(
+    private readonly byHash: Map<string, Principal>,
+    private readonly services: Map<string, ServicePrincipal>,
+  ) {}
 
   /** Loads and validates a YAML or JSON tenants file; ConfigError names the file and entry. */
   static load(path: string): TenantDirectory {
@@ -110,7 +162,23 @@ export class TenantDirectory {
         byHash.set(key.sha256, { tenant: tenant.name, keyId: key.id, roles: new Set(key.roles) });
       });
     });
-    return new TenantDirectory(byHash);
+    const services = new Map<string, ServicePrincipal>();
+    parsed.data.services.forEach((key, keyIndex) => {
+      const where = `services.${keyIndex}`;
+      if (seenIds.has(key.id))
+        throw new ConfigError(`tenants file ${path}: ${where}.id "${key.id}" is used twice`);
+      if (byHash.has(key.sha256) || services.has(key.sha256))
+        throw new ConfigError(`tenants file ${path}: ${where}.sha256 is used twice`);
+      seenIds.add(key.id);
+      services.set(key.sha256, { service: key.id });
+    });
+    return new TenantDirectory(byHash, services);
+  }
+
+  /** Whether a tenant of that name is configured. */
+  hasTenant(name: string): boolean {
+    for (const principal of this.byHash.values()) if (principal.tenant === name) return true;
+    return false;
   }
 
   /** Number of keys loaded. */
@@ -123,22 +191,7 @@ export class TenantDirectory {
    * holds one of `anyOf`. Throws UnauthenticatedError or PermissionDeniedError.
    */
   authorize(authorization: unknown, anyOf: readonly Role[]): Principal {
-    if (authorization === undefined) {
-      throw new UnauthenticatedError('missing "authorization: Bearer <api key>" metadata');
-    }
-    if (typeof authorization !== "string") {
-      throw new UnauthenticatedError('"authorization" metadata must be text: "Bearer <api key>"');
-    }
-    const match = /^Bearer ([A-Za-z0-9_\-.~+/=]{16,512})$/.exec(authorization.trim());
-    if (match === null) {
-      throw new UnauthenticatedError('malformed "authorization" metadata: expected "Bearer <api key>"');
-    }
-    const presented = Buffer.from(hashApiKey(match[1]!), "hex");
-    let found: Principal | undefined;
-    // Compare against every key in constant time so timing reveals nothing about which matched.
-    for (const [hash, principal] of this.byHash) {
-      if (timingSafeEqual(presented, Buffer.from(hash, "hex"))) found = principal;
-    }
+    const found = findByHash(this.byHash, bearerKey(authorization, "api key"));
     if (found === undefined) throw new UnauthenticatedError("unknown API key");
     if (!anyOf.some((role) => found.roles.has(role))) {
       throw new PermissionDeniedError(
@@ -146,5 +199,22 @@ export class TenantDirectory {
       );
     }
     return found;
+  }
+
+  /**
+   * Verifies a service key (`Bearer <service key>`) from the file's `services` list.
+   * Tenant API keys are refused here whatever their roles.
+   */
+  authorizeService(authorization: unknown): ServicePrincipal {
+    const key = bearerKey(authorization, "service key");
+    const found = findByHash(this.services, key);
+    if (found !== undefined) return found;
+    const tenantKey = findByHash(this.byHash, key);
+    if (tenantKey !== undefined) {
+      throw new PermissionDeniedError(
+        `key "${tenantKey.keyId}" of tenant "${tenantKey.tenant}" is a tenant key; this call needs a service key (the tenants file's services list)`,
+      );
+    }
+    throw new UnauthenticatedError("unknown service key");
   }
 }
