@@ -36,12 +36,13 @@ lint: setup ## eslint (type-aware), prettier, buf lint/breaking, generated-code 
 	bash scripts/check-proto.sh
 
 test-unit: build ## unit and service tests (real gRPC servers on loopback port 0)
-	node scripts/run-tests.mjs packages/errors packages/wal packages/runtime packages/client services/ingest packages/cli
+	node scripts/run-tests.mjs packages/errors packages/wal packages/runtime packages/client packages/redaction packages/testkit \
+	  services/ingest services/archive services/index operator packages/cli loadtest
 
 test-system: build ## system tests in test/ (whole path, crash and outage tests)
 	node scripts/run-tests.mjs test
 
-test: build lint test-unit test-system ## install, build, lint and run every test
+test: build lint tools test-unit test-system ## install, build, lint, build the pinned tools and run every test
 
 bench: build ## benchmarks: prints figures and writes .bench/latest.json
 	node test/dist/bench/run.js

@@ -1,0 +1,2 @@
+// Filled in by its issue; see README.md.
+export {};
