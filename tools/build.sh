@@ -4,11 +4,23 @@
 # go.mod/go.sum, so a second run costs nothing. Each tool is a folder tools/<name>/ with
 # a go.mod that pins the module (and any replacements) and a `package` line naming what
 # to build in tools/<name>/build.env (PKG=module/path/cmd/name).
+# Usage: tools/build.sh [name...]   (no names: every tool)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 CACHE="${SESSIONTRACK_TOOLS_CACHE:-$HOME/.cache/sessiontrack/tools}"
-mapfile -t tool_dirs < <(find . -mindepth 2 -maxdepth 2 -name go.mod -printf '%h\n' | sort)
+if [ "$#" -gt 0 ]; then
+  tool_dirs=()
+  for name in "$@"; do
+    if [ ! -f "./$name/go.mod" ]; then
+      echo "tools: unknown tool '$name' (expected tools/$name/go.mod)" >&2
+      exit 1
+    fi
+    tool_dirs+=("./$name")
+  done
+else
+  mapfile -t tool_dirs < <(find . -mindepth 2 -maxdepth 2 -name go.mod -printf '%h\n' | sort)
+fi
 
 if [ "${#tool_dirs[@]}" -eq 0 ]; then
   echo "tools: no Go tools are pinned yet; the ingest/WAL/SDK tests need none"

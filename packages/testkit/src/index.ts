@@ -1,2 +1,10 @@
-// Filled in by its issue; see README.md.
-export {};
+/**
+ * Test-only helpers that start the real servers SessionTrack's tests run against, from the
+ * pinned builds of `make tools`. See README.md.
+ */
+export { ToolMissingError, toolPath, toolsCacheDir } from "./tools.js";
+export type { ToolName } from "./tools.js";
+export { freePort, runCommand } from "./process.js";
+export type { CommandResult, RunCommandOptions } from "./process.js";
+export { startMinio } from "./minio.js";
+export type { MinioServer, StartMinioOptions } from "./minio.js";
