@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
+
 import { z } from "zod";
 
+import { ConfigError } from "@sessiontrack/errors";
 import { isLogLevel, parseConfig, parseHostPort } from "@sessiontrack/runtime";
 
 const MiB = 1024 * 1024;
@@ -9,6 +12,30 @@ const integer = (min: number) =>
     .number({ error: "must be a number" })
     .int("must be a whole number")
     .min(min, `must be at least ${min}`);
+
+/** A sink's address: `host:port`, `grpc://host:port` (plaintext) or `grpcs://host:port` (TLS). */
+export interface SinkEndpoint {
+  address: string;
+  tls: boolean;
+}
+
+const sinkEndpoint = z.string().transform((value, ctx): SinkEndpoint => {
+  const match = /^(?:(grpcs?|http|https):\/\/)?([^/\s]+?)\/?$/.exec(value.trim());
+  if (match !== null) {
+    try {
+      if (parseHostPort(match[2]!, "url").port !== 0) {
+        return { address: match[2]!, tls: match[1] === "grpcs" || match[1] === "https" };
+      }
+    } catch {
+      // reported below
+    }
+  }
+  ctx.addIssue({
+    code: "custom",
+    message: `"${value}" is not an address like grpc://127.0.0.1:7072 or 127.0.0.1:7072`,
+  });
+  return z.NEVER;
+});
 
 const schema = z.object({
   listen: z.string().transform((value, ctx) => {
@@ -37,10 +64,24 @@ const schema = z.object({
   walMaxRetainedBytes: z.union([z.literal(Number.POSITIVE_INFINITY), integer(1 * MiB)]),
   logLevel: z.string().refine(isLogLevel, "must be trace, debug, info, warn, error, fatal or silent"),
   shutdownGraceMs: integer(0),
+  archiveUrl: sinkEndpoint.optional(),
+  indexUrl: sinkEndpoint.optional(),
+  serviceKeyFile: z.string().min(1, "must be a path").optional(),
+  shipBatchEvents: integer(1).max(50_000, "must be at most 50000"),
+  shipBatchBytes: integer(64 * 1024).max(64 * MiB, "must be at most 64 MiB"),
+  shipTimeoutMs: integer(100),
+  eraseWaitMs: integer(0),
 });
 
 /** Ingest's settings, parsed once at start-up and frozen. */
 export type IngestConfig = ReturnType<typeof loadIngestConfig>;
+
+/** Where the shipper delivers, and the service key it presents; absent when shipping is off. */
+export interface ShippingConfig {
+  archive: SinkEndpoint | undefined;
+  index: SinkEndpoint | undefined;
+  serviceKey: string;
+}
 
 /** Flag name → environment variable → setting; a flag wins over the environment. */
 const SETTINGS = {
@@ -56,6 +97,13 @@ const SETTINGS = {
   walMaxRetainedBytes: ["wal-max-retained-bytes", "SESSIONTRACK_WAL_MAX_RETAINED_BYTES", "Infinity"],
   logLevel: ["log-level", "SESSIONTRACK_LOG_LEVEL", "info"],
   shutdownGraceMs: ["shutdown-grace-ms", "SESSIONTRACK_SHUTDOWN_GRACE_MS", "10000"],
+  archiveUrl: ["archive-url", "SESSIONTRACK_ARCHIVE_URL", undefined],
+  indexUrl: ["index-url", "SESSIONTRACK_INDEX_URL", undefined],
+  serviceKeyFile: ["service-key-file", "SESSIONTRACK_SERVICE_KEY_FILE", undefined],
+  shipBatchEvents: ["ship-batch-events", "SESSIONTRACK_SHIP_BATCH_EVENTS", "1000"],
+  shipBatchBytes: ["ship-batch-bytes", "SESSIONTRACK_SHIP_BATCH_BYTES", String(4 * MiB)],
+  shipTimeoutMs: ["ship-timeout-ms", "SESSIONTRACK_SHIP_TIMEOUT_MS", "30000"],
+  eraseWaitMs: ["erase-wait-ms", "SESSIONTRACK_ERASE_WAIT_MS", "15000"],
 } as const satisfies Record<string, readonly [string, string, string | undefined]>;
 
 /**
@@ -73,5 +121,35 @@ export function loadIngestConfig(
     raw[setting] =
       setting === "walMaxRetainedBytes" && value === "Infinity" ? Number.POSITIVE_INFINITY : value;
   }
-  return parseConfig(schema, raw, "ingest settings (flags and SESSIONTRACK_* environment)");
+  const config = parseConfig(schema, raw, "ingest settings (flags and SESSIONTRACK_* environment)");
+  return Object.freeze({ ...config, shipping: loadShipping(config) });
+}
+
+/** Shipping is on when a sink address is set; it then needs the service key, read here once. */
+function loadShipping(config: {
+  archiveUrl?: SinkEndpoint | undefined;
+  indexUrl?: SinkEndpoint | undefined;
+  serviceKeyFile?: string | undefined;
+}): Readonly<ShippingConfig> | undefined {
+  if (config.archiveUrl === undefined && config.indexUrl === undefined) return undefined;
+  const path = config.serviceKeyFile;
+  if (path === undefined) {
+    throw new ConfigError(
+      "invalid ingest settings: service-key-file: is required when --archive-url or --index-url is set (--service-key-file or SESSIONTRACK_SERVICE_KEY_FILE)",
+    );
+  }
+  let serviceKey: string;
+  try {
+    serviceKey = readFileSync(path, "utf8").trim();
+  } catch (error) {
+    throw new ConfigError(`service-key-file: cannot read ${path} (${(error as Error).message})`, {
+      cause: error,
+    });
+  }
+  if (!/^[A-Za-z0-9_\-.~+/=]{16,512}$/.test(serviceKey)) {
+    throw new ConfigError(
+      `service-key-file: ${path} must hold one service key (16 to 512 characters of A-Z a-z 0-9 _ - . ~ + / =)`,
+    );
+  }
+  return Object.freeze({ archive: config.archiveUrl, index: config.indexUrl, serviceKey });
 }

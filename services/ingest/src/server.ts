@@ -8,12 +8,16 @@ import {
   TenantDirectory,
   type Logger,
 } from "@sessiontrack/runtime";
+import { PrivacyServiceService } from "@sessiontrack/proto";
 import { WriteAheadLog } from "@sessiontrack/wal";
 
 import { CaptureConfigSource } from "./capture-config.js";
 import type { IngestConfig } from "./config.js";
 import { IngestService, RawIngestServiceDefinition } from "./ingest-service.js";
-import { IngestMetrics } from "./metrics.js";
+import { IngestMetrics, ShipperMetrics } from "./metrics.js";
+import { PrivacyService } from "./privacy-service.js";
+import { Shipper } from "./shipper.js";
+import { createSinkClients, sinkTransports, type SinkClients } from "./shipper-sinks.js";
 
 /** A running ingest service. */
 export interface IngestServer {
@@ -22,6 +26,8 @@ export interface IngestServer {
   /** Metrics `host:port` actually bound. */
   metricsAddress: string;
   wal: WriteAheadLog;
+  /** Delivers the WAL to archive and index; undefined when no sink is configured. */
+  shipper: Shipper | undefined;
   /** Graceful drain: refuse new batches, ack the ones in flight, end calls, close the WAL. */
   close(): Promise<void>;
 }
@@ -41,13 +47,40 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     config.captureConfigFile,
     logger.child({ component: "capture-config" }),
   );
+  const sinkClients: SinkClients | undefined =
+    config.shipping === undefined ? undefined : createSinkClients(config.shipping, config.shipTimeoutMs);
+  const transports = sinkClients === undefined ? [] : sinkTransports(sinkClients);
+  // Each configured sink keeps a cursor; a segment goes only once all of them confirmed it.
   const wal = await WriteAheadLog.open({
     dir: walDirectory(config.dataDir),
     segmentBytes: config.walSegmentBytes,
     maxRetainedBytes: config.walMaxRetainedBytes,
+    sinks: transports.map((transport) => transport.name),
     logger: logger.child({ component: "wal" }),
   });
   const metrics = new IngestMetrics(wal);
+  const shipper =
+    transports.length === 0
+      ? undefined
+      : new Shipper({
+          wal,
+          sinks: transports,
+          metrics: new ShipperMetrics(
+            metrics.registry,
+            wal,
+            transports.map((transport) => transport.name),
+          ),
+          logger: logger.child({ component: "shipper" }),
+          batch: { maxRecords: config.shipBatchEvents, maxBytes: config.shipBatchBytes },
+        });
+  const privacy = new PrivacyService({
+    wal,
+    tenants,
+    shipper,
+    sinks: sinkClients,
+    shipWaitMs: config.eraseWaitMs,
+    logger: logger.child({ component: "privacy" }),
+  });
   const service = new IngestService({
     wal,
     tenants,
@@ -70,6 +103,11 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
           definition: RawIngestServiceDefinition,
           implementation: service.implementation(),
         },
+        {
+          name: "sessiontrack.v1.PrivacyService",
+          definition: PrivacyServiceService,
+          implementation: privacy.implementation(),
+        },
       ],
       reflection: { protoFiles: sessionTrackProtoFiles(), includeDirs: [PROTO_DIR] },
       maxReceiveMessageBytes: config.maxBatchBytes + 1024 * 1024,
@@ -84,11 +122,18 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   } catch (error) {
     await grpcServer?.shutdown(0);
     captureConfig.close();
+    sinkClients?.close();
     await wal.close();
     throw error;
   }
+  shipper?.start();
   logger.info(
-    { tenants: tenants.size, walLastLsn: wal.lastDurableLsn(), truncated: wal.replay.truncated.length },
+    {
+      tenants: tenants.size,
+      walLastLsn: wal.lastDurableLsn(),
+      truncated: wal.replay.truncated.length,
+      shipping: shipper?.status() ?? "off",
+    },
     "ingest started",
   );
   const grpc = grpcServer;
@@ -98,12 +143,16 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     address: grpc.address,
     metricsAddress: http.address,
     wal,
+    shipper,
     close() {
       closing ??= (async () => {
         draining = true;
         await service.drain();
         await grpc.shutdown(config.shutdownGraceMs);
         captureConfig.close();
+        // Ship what is already durable while the sinks answer; the rest waits in the WAL.
+        await shipper?.stop(config.shutdownGraceMs);
+        sinkClients?.close();
         await wal.close();
         await http.close();
         logger.info({ walLastLsn: wal.lastDurableLsn() }, "ingest stopped");
