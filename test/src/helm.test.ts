@@ -1,0 +1,298 @@
+// The Helm chart: lint and template are clean, it installs onto a real kube-apiserver, and
+// the operator's RBAC allows exactly what it needs, cluster-wide or in one namespace.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { startControlPlane } from "@sessiontrack/testkit";
+import type { ControlPlane } from "@sessiontrack/testkit";
+import { parseAllDocuments } from "yaml";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const CHART = join(REPO, "charts", "sessiontrack");
+const CRD_FILE = "sessionstores.sessiontrack.io.yaml";
+
+/** What the operator may do, as `kubectl auth can-i` resources (resource.group). */
+const NEEDED: ReadonlyArray<{ resource: string; verbs: readonly string[] }> = [
+  { resource: "sessionstores.sessiontrack.io", verbs: ["get", "list", "watch", "patch", "update"] },
+  { resource: "sessionstores.sessiontrack.io/status", verbs: ["get", "patch", "update"] },
+  { resource: "statefulsets.apps", verbs: ["get", "list", "watch", "create", "patch", "update", "delete"] },
+  { resource: "deployments.apps", verbs: ["get", "list", "watch", "create", "patch", "update", "delete"] },
+  { resource: "services", verbs: ["get", "list", "watch", "create", "patch", "update", "delete"] },
+  { resource: "configmaps", verbs: ["get", "list", "watch", "create", "patch", "update", "delete"] },
+  { resource: "secrets", verbs: ["get", "list", "watch", "create", "patch", "update", "delete"] },
+  { resource: "persistentvolumeclaims", verbs: ["get", "list", "watch", "delete"] },
+  { resource: "controllerrevisions.apps", verbs: ["get", "list", "watch", "create", "patch", "delete"] },
+  { resource: "pods", verbs: ["get", "list", "watch"] },
+  { resource: "events", verbs: ["create", "patch"] },
+  { resource: "events.events.k8s.io", verbs: ["create", "patch"] },
+];
+const LEASE_VERBS = ["get", "create", "update", "patch"];
+
+/** Things the operator must never be able to do, wherever it runs. */
+const FORBIDDEN: ReadonlyArray<readonly string[]> = [
+  ["delete", "namespaces"],
+  ["create", "namespaces"],
+  ["get", "nodes"],
+  ["create", "clusterroles"],
+  ["bind", "clusterroles"],
+  ["escalate", "roles"],
+  ["create", "rolebindings"],
+  ["impersonate", "users"],
+  ["delete", "customresourcedefinitions.apiextensions.k8s.io"],
+  ["create", "sessionstores.sessiontrack.io"],
+  ["delete", "sessionstores.sessiontrack.io"],
+  ["create", "pods"],
+  ["delete", "pods"],
+  ["create", "pods/exec"],
+  ["create", "persistentvolumeclaims"],
+  ["update", "persistentvolumeclaims"],
+  ["update", "controllerrevisions.apps"],
+  ["delete", "events"],
+  ["delete", "leases.coordination.k8s.io"],
+];
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [key: string]: unknown;
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time (kubectl start-up is the cost). */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+describe("sessiontrack Helm chart", () => {
+  let cp: ControlPlane;
+
+  async function helmOk(args: readonly string[]): Promise<string> {
+    const result = await cp.helm(args);
+    assert.equal(result.code, 0, `helm ${args.join(" ")} failed:\n${result.stdout}\n${result.stderr}`);
+    return result.stdout;
+  }
+
+  async function kubectlOk(args: readonly string[]): Promise<string> {
+    const result = await cp.kubectl(args);
+    assert.equal(result.code, 0, `kubectl ${args.join(" ")} failed:\n${result.stderr}`);
+    return result.stdout;
+  }
+
+  async function render(...set: string[]): Promise<Manifest[]> {
+    const out = await helmOk(["template", "sessiontrack", CHART, "-n", "sessiontrack-system", ...set]);
+    return parseAllDocuments(out)
+      .map((document) => document.toJS() as Manifest | null)
+      .filter((manifest): manifest is Manifest => manifest !== null);
+  }
+
+  /**
+   * `kubectl auth can-i` as the ServiceAccount for every check; returns the checks whose
+   * answer differed from `expected`.
+   */
+  async function canI(
+    serviceAccount: string,
+    checks: ReadonlyArray<readonly string[]>,
+    expected: "yes" | "no",
+  ): Promise<string[]> {
+    const answers = await mapLimited(checks, 4, async (check) => {
+      const result = await cp.kubectl(["auth", "can-i", ...check, `--as=${serviceAccount}`]);
+      const answer = result.stdout.trim();
+      if (answer !== "yes" && answer !== "no") {
+        throw new Error(
+          `kubectl auth can-i ${check.join(" ")}: unexpected answer\n${result.stdout}${result.stderr}`,
+        );
+      }
+      return answer === expected ? undefined : `${check.join(" ")} -> ${answer}`;
+    });
+    return answers.filter((answer): answer is string => answer !== undefined);
+  }
+
+  function neededChecks(namespaceArgs: readonly string[]): string[][] {
+    return NEEDED.flatMap(({ resource, verbs }) => verbs.map((verb) => [verb, resource, ...namespaceArgs]));
+  }
+
+  before(async () => {
+    cp = await startControlPlane();
+  });
+
+  after(async () => {
+    await cp?.stop();
+  });
+
+  test("the chart's CRD is byte-identical to crds/ (one source of truth)", () => {
+    const source = readFileSync(join(REPO, "crds", CRD_FILE));
+    const inChart = readFileSync(join(CHART, "crds", CRD_FILE));
+    assert.ok(
+      source.equals(inChart),
+      `charts/sessiontrack/crds/${CRD_FILE} differs from crds/${CRD_FILE}: ` +
+        `run cp crds/${CRD_FILE} charts/sessiontrack/crds/`,
+    );
+  });
+
+  test("helm lint --strict is clean, for both RBAC modes", async () => {
+    for (const set of [[], ["--set", "watchNamespace=bots"]]) {
+      const out = await helmOk(["lint", "--strict", CHART, ...set]);
+      assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      assert.doesNotMatch(out, /\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  test("helm template renders the operator, its ServiceAccount and RBAC", async () => {
+    const clusterWide = await render();
+    assert.deepEqual(clusterWide.map((m) => `${m.kind}/${m.metadata.name}`).sort(), [
+      "ClusterRole/sessiontrack-operator",
+      "ClusterRoleBinding/sessiontrack-operator",
+      "Deployment/sessiontrack-operator",
+      "Role/sessiontrack-leader-election",
+      "RoleBinding/sessiontrack-leader-election",
+      "ServiceAccount/sessiontrack",
+    ]);
+    const deployment = clusterWide.find((m) => m.kind === "Deployment");
+    const container = (
+      deployment?.["spec"] as { template: { spec: { containers: Array<Record<string, unknown>> } } }
+    ).template.spec.containers[0];
+    assert.equal(container?.["image"], "ghcr.io/sessiontrack/sessiontrack:0.1.0");
+    const args = container?.["args"] as string[];
+    assert.ok(args.includes("--leader-election=true"));
+    assert.ok(args.includes("--lease-namespace=sessiontrack-system"));
+    assert.ok(!args.some((arg) => arg.startsWith("--namespace=")), "cluster-wide: no --namespace");
+    assert.deepEqual(container?.["livenessProbe"], {
+      httpGet: { path: "/healthz", port: "metrics" },
+      initialDelaySeconds: 5,
+      periodSeconds: 10,
+      failureThreshold: 3,
+    });
+    assert.equal((container?.["readinessProbe"] as { httpGet: { path: string } }).httpGet.path, "/readyz");
+
+    const namespaced = await render("--set", "watchNamespace=bots", "--set", "metrics.service.enabled=true");
+    const role = namespaced.find((m) => m.kind === "Role" && m.metadata.name === "sessiontrack-operator");
+    assert.equal(role?.metadata.namespace, "bots");
+    assert.ok(!namespaced.some((m) => m.kind === "ClusterRole" || m.kind === "ClusterRoleBinding"));
+    assert.ok(namespaced.some((m) => m.kind === "Service"));
+    const namespacedArgs = (
+      namespaced.find((m) => m.kind === "Deployment")?.["spec"] as {
+        template: { spec: { containers: Array<{ args: string[] }> } };
+      }
+    ).template.spec.containers[0]?.args;
+    assert.ok(namespacedArgs?.includes("--namespace=bots"));
+
+    const refused = await cp.helm([
+      "template",
+      "sessiontrack",
+      CHART,
+      "--set",
+      "replicaCount=2",
+      "--set",
+      "leaderElection.enabled=false",
+    ]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /replicaCount > 1 needs leaderElection\.enabled=true/);
+  });
+
+  test("helm install (cluster-wide) creates the CRD, Deployment, ServiceAccount and RBAC; RBAC is exactly enough", async () => {
+    await helmOk(["install", "sessiontrack", CHART, "-n", "sessiontrack-system", "--create-namespace"]);
+    await kubectlOk([
+      "wait",
+      "--for=condition=Established",
+      "crd/sessionstores.sessiontrack.io",
+      "--timeout=60s",
+    ]);
+    const names = await kubectlOk([
+      "get",
+      "deployment/sessiontrack-operator",
+      "serviceaccount/sessiontrack",
+      "role/sessiontrack-leader-election",
+      "rolebinding/sessiontrack-leader-election",
+      "-n",
+      "sessiontrack-system",
+      "-o",
+      "name",
+    ]);
+    assert.equal(names.trim().split("\n").length, 4);
+    await kubectlOk(["get", "clusterrole/sessiontrack-operator", "clusterrolebinding/sessiontrack-operator"]);
+
+    const sa = "system:serviceaccount:sessiontrack-system:sessiontrack";
+    await kubectlOk(["create", "namespace", "bots"]);
+    const leases = LEASE_VERBS.map((verb) => [
+      verb,
+      "leases.coordination.k8s.io",
+      "-n",
+      "sessiontrack-system",
+    ]);
+    assert.deepEqual(
+      await canI(sa, [...neededChecks(["-n", "bots"]), ...neededChecks(["-A"]), ...leases], "yes"),
+      [],
+    );
+    assert.deepEqual(
+      await canI(
+        sa,
+        [
+          ...FORBIDDEN.map((check) => [...check, "-n", "bots"]),
+          // The lease lives in the release namespace only.
+          ["update", "leases.coordination.k8s.io", "-n", "bots"],
+        ],
+        "no",
+      ),
+      [],
+    );
+  });
+
+  test("helm install with watchNamespace confines the operator to that namespace", async () => {
+    await kubectlOk(["create", "namespace", "team-a"]);
+    await helmOk([
+      "install",
+      "st-team-a",
+      CHART,
+      "-n",
+      "ops",
+      "--create-namespace",
+      "--set",
+      "watchNamespace=team-a",
+    ]);
+    await kubectlOk([
+      "get",
+      "role/st-team-a-sessiontrack-operator",
+      "rolebinding/st-team-a-sessiontrack-operator",
+      "-n",
+      "team-a",
+    ]);
+    const missing = await cp.kubectl(["get", "clusterrole/st-team-a-sessiontrack-operator"]);
+    assert.notEqual(missing.code, 0, "no ClusterRole in namespaced mode");
+
+    const sa = "system:serviceaccount:ops:st-team-a-sessiontrack";
+    const leases = LEASE_VERBS.map((verb) => [verb, "leases.coordination.k8s.io", "-n", "ops"]);
+    assert.deepEqual(await canI(sa, [...neededChecks(["-n", "team-a"]), ...leases], "yes"), []);
+    assert.deepEqual(
+      await canI(
+        sa,
+        [
+          ...FORBIDDEN.map((check) => [...check, "-n", "team-a"]),
+          // Nothing outside team-a: not another namespace, not cluster-wide lists.
+          ["get", "secrets", "-n", "bots"],
+          ["list", "secrets", "-n", "default"],
+          ["create", "statefulsets.apps", "-n", "bots"],
+          ["list", "sessionstores.sessiontrack.io", "-A"],
+          ["watch", "pods", "-A"],
+          ["get", "leases.coordination.k8s.io", "-n", "team-a"],
+        ],
+        "no",
+      ),
+      [],
+    );
+  });
+});
