@@ -1,0 +1,128 @@
+/* global __ENV */
+// Drives both variants of the reference bot (capture off and capture on, two processes) with
+// the same constant arrival rate in the same run: two scenarios that start together, tagged
+// variant=off / variant=on. Iteration i of each scenario sends the same request (session,
+// turn, message), and the bot derives the simulated model latency from (session, turn), so
+// both variants see identical work and identical "model" delays: common random numbers, the
+// difference between the two latency distributions is what capture adds, plus noise.
+//
+// env: BOT_OFF, BOT_ON (base URLs), RATE (requests/s per variant), DURATION (e.g. "45s"),
+//      PHASE (names sessions), SUMMARY_PATH (where handleSummary writes the JSON summary).
+import http from "k6/http";
+import exec from "k6/execution";
+import { check } from "k6";
+
+const RATE = Number(__ENV.RATE || 40);
+const DURATION = __ENV.DURATION || "30s";
+const PHASE = __ENV.PHASE || "overhead";
+const RUN = __ENV.RUN_ID || "run";
+const TURNS = 6;
+const OPEN_SESSIONS = 24;
+
+const percentiles = [];
+for (let p = 1; p <= 99; p += 1) percentiles.push(`p(${p})`);
+percentiles.push("p(99.5)", "p(99.9)");
+
+function scenario(variant) {
+  return {
+    executor: "constant-arrival-rate",
+    exec: variant === "off" ? "off" : "on",
+    rate: RATE,
+    timeUnit: "1s",
+    duration: DURATION,
+    preAllocatedVUs: Math.max(8, Math.ceil(RATE / 2)),
+    maxVUs: Math.max(40, RATE * 4),
+    tags: { variant },
+  };
+}
+
+export const options = {
+  scenarios: { off: scenario("off"), on: scenario("on") },
+  // Thresholds on the tagged sub-metrics make k6 report p50/p95/p99 per variant. The
+  // budget itself (on vs off) is enforced by the runner, which sees both.
+  thresholds: {
+    "http_req_failed{variant:off}": ["rate==0"],
+    "http_req_failed{variant:on}": ["rate==0"],
+    "http_req_duration{variant:off}": ["p(99)<5000"],
+    "http_req_duration{variant:on}": ["p(99)<5000"],
+    "checks{variant:on}": ["rate==1"],
+    "checks{variant:off}": ["rate==1"],
+  },
+  summaryTrendStats: ["avg", "min", "med", "max", "count", ...percentiles],
+  discardResponseBodies: false,
+  noConnectionReuse: false,
+};
+
+const MESSAGES = [
+  "Where is my parcel? It was due on Monday and the tracking page has not changed since.",
+  "I was charged twice for my last order, can you refund one of the payments please?",
+  "How do I change the delivery address for an order that has already shipped?",
+  "The courier left a note but I was home all day. When will they come back?",
+  "Can I upgrade my plan to the yearly subscription and keep my current discount?",
+  "My login code never arrives by email, I tried three times today.",
+  "The parcel arrived damaged, the box was open and one item is missing. What now?",
+  "Please cancel my order, I found it cheaper somewhere else.",
+  "What is your return policy for items bought in the sale?",
+  "Thanks, that helps. Could you also send me the invoice for March?",
+  "Is there a phone number I can call to talk to a human agent?",
+  "The app shows an error message when I try to reset my password.",
+];
+
+function fnv1a(text) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/** The request of iteration `i`: the same for both variants. */
+function requestFor(i) {
+  const slot = i % OPEN_SESSIONS;
+  const round = Math.floor(i / OPEN_SESSIONS);
+  const sessionId = `${RUN}-${PHASE}-${slot}-${Math.floor(round / TURNS)}`;
+  const turn = round % TURNS;
+  const message = MESSAGES[fnv1a(`${sessionId}:${turn}`) % MESSAGES.length];
+  return {
+    sessionId,
+    userId: `user-${fnv1a(sessionId) % 5000}`,
+    turn,
+    turns: TURNS,
+    message,
+  };
+}
+
+function chat(base) {
+  const body = JSON.stringify(requestFor(exec.scenario.iterationInTest));
+  const res = http.post(`${base}/chat`, body, {
+    headers: { "content-type": "application/json" },
+    timeout: "10s",
+  });
+  check(res, {
+    "status is 200": (r) => r.status === 200,
+    "has a reply": (r) => r.status === 200 && typeof r.json("reply") === "string",
+  });
+}
+
+export function off() {
+  chat(__ENV.BOT_OFF);
+}
+
+export function on() {
+  chat(__ENV.BOT_ON);
+}
+
+export function handleSummary(data) {
+  const out = {};
+  if (__ENV.SUMMARY_PATH) out[__ENV.SUMMARY_PATH] = JSON.stringify(data, null, 2);
+  const line = (variant) => {
+    const m = data.metrics[`http_req_duration{variant:${variant}}`];
+    const f = data.metrics[`http_req_failed{variant:${variant}}`];
+    if (!m) return `${variant}: no requests`;
+    const v = m.values;
+    return `${variant}: n=${v.count} p50=${v["p(50)"].toFixed(1)}ms p95=${v["p(95)"].toFixed(1)}ms p99=${v["p(99)"].toFixed(1)}ms failed=${f ? f.values.rate : "?"}`;
+  };
+  out.stdout = `k6 ${PHASE}: ${line("off")} | ${line("on")}\n`;
+  return out;
+}

@@ -1,0 +1,77 @@
+// Entry point of the reference bot process:
+//   node loadtest/dist/bot/main.js --capture on|off [--target HOST:PORT --api-key-file FILE]
+//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR]
+// Prints one JSON line {"msg":"bot serving","address":…} once it listens.
+import { SessionTrackClient } from "@sessiontrack/client";
+import { parseHostPort } from "@sessiontrack/runtime";
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { parseArgs } from "node:util";
+
+import { ChatBot } from "./chat-bot.js";
+
+function fail(message: string): never {
+  console.error(`bot: ${message}`);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    capture: { type: "string" },
+    target: { type: "string" },
+    "api-key-file": { type: "string" },
+    listen: { type: "string", default: "127.0.0.1:0" },
+    "bot-id": { type: "string", default: "reference-bot" },
+    "spool-dir": { type: "string" },
+  },
+  strict: true,
+});
+
+if (values.capture !== "on" && values.capture !== "off") fail("--capture must be on or off");
+let client: SessionTrackClient | undefined;
+// onAck fires only after the first batch is acked, long after the bot below exists.
+const ackSink: { bot?: ChatBot } = {};
+if (values.capture === "on") {
+  if (values.target === undefined) fail("--target HOST:PORT of ingest is required with --capture on");
+  if (values["api-key-file"] === undefined) fail("--api-key-file is required with --capture on");
+  let apiKey: string;
+  try {
+    apiKey = readFileSync(values["api-key-file"], "utf8").trim();
+  } catch (err) {
+    fail(`--api-key-file ${values["api-key-file"]}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  client = new SessionTrackClient({
+    target: values.target,
+    apiKey,
+    botId: values["bot-id"],
+    ...(values["spool-dir"] === undefined ? {} : { spoolDir: values["spool-dir"] }),
+    onAck: (ids) => ackSink.bot?.recordAcked(ids),
+    onDrop: ({ count, reason }) => console.error(JSON.stringify({ msg: "capture drop", count, reason })),
+  });
+}
+const bot = new ChatBot(client);
+ackSink.bot = bot;
+
+let listen: { host: string; port: number };
+try {
+  listen = parseHostPort(values.listen, "--listen");
+} catch (err) {
+  fail(err instanceof Error ? err.message : String(err));
+}
+const server = bot.createServer();
+server.keepAliveTimeout = 60_000;
+server.listen(listen.port, listen.host, () => {
+  const address = server.address() as AddressInfo;
+  console.log(JSON.stringify({ msg: "bot serving", address: `${address.address}:${address.port}` }));
+});
+
+let stopping = false;
+const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
+  server.close();
+  server.closeAllConnections();
+  void (client?.close(10_000) ?? Promise.resolve()).then(() => process.exit(0));
+};
+process.once("SIGTERM", stop);
+process.once("SIGINT", stop);

@@ -1,0 +1,89 @@
+// The load test's settings: command-line flags and the few environment variables it honours.
+// Only this file reads process.env.
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+/** How long and how hard each phase runs. */
+export interface LoadProfile {
+  name: "short" | "full";
+  /** Requests per second sent to EACH bot variant. */
+  botRate: number;
+  warmupSeconds: number;
+  overheadSeconds: number;
+  degradedSeconds: number;
+  /** ingest.js: Stream iterations per second (each writes `streamBatches` batches). */
+  ingestSeconds: number;
+  ingestStreamRate: number;
+  ingestAppendRate: number;
+  /** Extra ack delay the slow-ingest mode injects, ms. */
+  slowAckMs: number;
+}
+
+export const PROFILES: Readonly<Record<"short" | "full", LoadProfile>> = Object.freeze({
+  // Fits in ~2.5 minutes on the 2-core machine, so it runs inside `make test`.
+  short: {
+    name: "short",
+    botRate: 40,
+    warmupSeconds: 5,
+    overheadSeconds: 45,
+    degradedSeconds: 15,
+    ingestSeconds: 10,
+    ingestStreamRate: 4,
+    ingestAppendRate: 10,
+    slowAckMs: 200,
+  },
+  full: {
+    name: "full",
+    botRate: 60,
+    warmupSeconds: 15,
+    overheadSeconds: 300,
+    degradedSeconds: 60,
+    ingestSeconds: 60,
+    ingestStreamRate: 8,
+    ingestAppendRate: 20,
+    slowAckMs: 200,
+  },
+});
+
+/** Everything the runner needs, parsed once. */
+export interface RunConfig {
+  profile: LoadProfile;
+  /** Where results go (loadtest/results/<timestamp> unless --out is given). */
+  outDir: string | undefined;
+  k6Path: string;
+}
+
+/** Where `make tools` put k6: $SESSIONTRACK_TOOLS_CACHE/bin/k6 or ~/.cache/sessiontrack/tools/bin/k6. */
+export function locateK6(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env["K6_BIN"];
+  if (explicit !== undefined && explicit !== "") {
+    if (!existsSync(explicit)) throw new Error(`K6_BIN=${explicit} does not exist`);
+    return explicit;
+  }
+  const cache = env["SESSIONTRACK_TOOLS_CACHE"] ?? join(homedir(), ".cache/sessiontrack/tools");
+  const path = join(cache, "bin/k6");
+  if (!existsSync(path)) {
+    throw new Error(
+      `k6 not found at ${path}: run \`make tools\` (builds the pinned k6, ~5 minutes cold) or set K6_BIN`,
+    );
+  }
+  return path;
+}
+
+/** Parses `[--short|--full] [--out DIR]`; throws naming the bad flag. */
+export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      short: { type: "boolean", default: false },
+      full: { type: "boolean", default: false },
+      out: { type: "string" },
+    },
+    strict: true,
+  });
+  if (values.short && values.full) throw new Error("--short and --full exclude each other");
+  const profile = values.short ? PROFILES.short : PROFILES.full;
+  return { profile, outDir: values.out, k6Path: locateK6(env) };
+}

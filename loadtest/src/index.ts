@@ -1,2 +1,0 @@
-// Filled in by its issue; see README.md.
-export {};

@@ -1,0 +1,379 @@
+// The load test: starts the real stack and both bots, runs the k6 phases, checks the budget.
+import { PROTO_DIR } from "@sessiontrack/runtime";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { accuracyOf, walEventIds, type CaptureAccuracy } from "./accuracy.js";
+import type { BotStats } from "./bot/chat-bot.js";
+import type { LoadProfile } from "./config.js";
+import { FaultProxy } from "./fault-proxy.js";
+import { metricValue, runK6, type K6Result } from "./k6.js";
+import {
+  botStats,
+  cpuWindow,
+  ingestEventsTotal,
+  overheadOf,
+  Sampler,
+  type OverheadResult,
+} from "./measure.js";
+import {
+  BOT_MAIN,
+  createStackHome,
+  freePort,
+  SESSIONTRACK_BIN,
+  spawnServed,
+  type ServedProcess,
+  type StackHome,
+} from "./stack.js";
+
+/** The overhead budget: capture may add at most this much, in percent. */
+export const BUDGET_PCT = 5;
+
+/** A degraded mode's outcome: overhead while the fault lasts, and the drain afterwards. */
+export interface DegradedResult {
+  mode: string;
+  measured: boolean;
+  /** Why not, when not measured. */
+  reason?: string;
+  overhead?: OverheadResult;
+  /** How long the SDK took to deliver its backlog once the fault ended, ms. */
+  drainMs?: number;
+  drainComplete?: boolean;
+  /** Events the SDK spooled during the fault. */
+  spooled?: number;
+}
+
+/** Everything one run measured; written to summary.json. */
+export interface LoadTestOutcome {
+  profile: string;
+  startedAt: string;
+  seconds: number;
+  cores: number;
+  warmup: OverheadResult;
+  overhead: OverheadResult;
+  degraded: DegradedResult[];
+  ingest: {
+    eventsPerS: number;
+    ackP50Ms: number;
+    ackP99Ms: number;
+    appendP99Ms: number;
+    k6ExitCode: number;
+    eventsAcked: number;
+  };
+  freshness: { measured: false; reason: string } | { measured: true; p50Ms: number; p95Ms: number };
+  accuracy: CaptureAccuracy;
+  sdk: BotStats["sdk"];
+  violations: string[];
+  passed: boolean;
+  sampler: Sampler;
+  k6: Record<string, K6Result>;
+}
+
+async function post(url: string): Promise<unknown> {
+  const res = await fetch(url, { method: "POST", signal: AbortSignal.timeout(60_000) });
+  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+  return res.json();
+}
+
+/** Runs the whole load test and returns what it measured; `outDir` receives logs and k6 summaries. */
+export async function runLoadTest(options: {
+  profile: LoadProfile;
+  k6Path: string;
+  outDir: string;
+  log?: (line: string) => void;
+}): Promise<LoadTestOutcome> {
+  const { profile, k6Path, outDir } = options;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const started = Date.now();
+  const workDir = mkdtempSync(join(tmpdir(), "sessiontrack-loadtest-"));
+  const logs = join(outDir, "logs");
+  mkdirSync(logs, { recursive: true });
+  const processes: ServedProcess[] = [];
+  let ingest: ServedProcess | undefined;
+  let proxy: FaultProxy | undefined;
+  let sampler: Sampler | undefined;
+  const k6: Record<string, K6Result> = {};
+  try {
+    const home: StackHome = createStackHome(join(workDir, "home"));
+    const dataDir = join(workDir, "ingest-data");
+    const ingestPort = await freePort();
+    const startIngest = async (): Promise<ServedProcess> =>
+      spawnServed(
+        "ingest",
+        [
+          SESSIONTRACK_BIN,
+          "ingest",
+          "serve",
+          "--data-dir",
+          dataDir,
+          "--tenants",
+          home.tenantsFile,
+          "--capture-config",
+          home.captureConfigFile,
+          "--listen",
+          `127.0.0.1:${ingestPort}`,
+          "--metrics-listen",
+          "127.0.0.1:0",
+          "--log-level",
+          "info",
+        ],
+        /^ingest serving$/,
+        join(logs, "ingest.log"),
+      );
+    ingest = await startIngest();
+    let ingestMetrics: string | undefined = ingest.announced["metrics"] as string;
+    log(`loadtest: ingest at ${ingest.address} (metrics ${ingestMetrics})`);
+
+    proxy = new FaultProxy({ host: "127.0.0.1", port: ingestPort });
+    const proxyAddress = await proxy.listen();
+
+    const botOff = await spawnServed(
+      "bot-off",
+      [BOT_MAIN, "--capture", "off", "--bot-id", "reference-bot-off"],
+      /^bot serving$/,
+      join(logs, "bot-off.log"),
+    );
+    processes.push(botOff);
+    const botOn = await spawnServed(
+      "bot-on",
+      [
+        BOT_MAIN,
+        "--capture",
+        "on",
+        "--bot-id",
+        "reference-bot",
+        "--target",
+        proxyAddress,
+        "--api-key-file",
+        home.apiKeyFile,
+        "--spool-dir",
+        join(workDir, "spool"),
+      ],
+      /^bot serving$/,
+      join(logs, "bot-on.log"),
+    );
+    processes.push(botOn);
+    const offUrl = `http://${botOff.address}`;
+    const onUrl = `http://${botOn.address}`;
+    log(`loadtest: bots off=${offUrl} on=${onUrl} (capture via proxy ${proxyAddress})`);
+
+    sampler = new Sampler(offUrl, onUrl, () => ingestMetrics);
+    sampler.start();
+    const runId = `lt${started.toString(36)}`;
+
+    /** Runs overhead.js for one phase and measures CPU of both bots around it. */
+    const overheadPhase = async (phase: string, seconds: number): Promise<OverheadResult> => {
+      const end = sampler!.phase(phase);
+      const [offBefore, onBefore] = await Promise.all([botStats(offUrl), botStats(onUrl)]);
+      const result = await runK6({
+        k6Path,
+        script: "overhead.js",
+        name: phase,
+        outDir,
+        env: {
+          BOT_OFF: offUrl,
+          BOT_ON: onUrl,
+          RATE: String(profile.botRate),
+          DURATION: `${seconds}s`,
+          PHASE: phase,
+          RUN_ID: runId,
+        },
+      });
+      const [offAfter, onAfter] = await Promise.all([botStats(offUrl), botStats(onUrl)]);
+      end();
+      k6[phase] = result;
+      const botErrors = offAfter.errors - offBefore.errors + (onAfter.errors - onBefore.errors);
+      const overhead = overheadOf(
+        phase,
+        result.summary,
+        cpuWindow(offBefore, offAfter),
+        cpuWindow(onBefore, onAfter),
+        result.exitCode,
+        botErrors,
+      );
+      log(
+        `loadtest: ${phase}: p95 off ${overhead.off.p95.toFixed(1)} ms / on ${overhead.on.p95.toFixed(1)} ms ` +
+          `(${overhead.p95Pct.toFixed(2)}%), CPU/request off ${overhead.off.cpuUsPerRequest.toFixed(0)} µs / ` +
+          `on ${overhead.on.cpuUsPerRequest.toFixed(0)} µs (${overhead.cpuPct.toFixed(2)}%), errors ${overhead.errors}`,
+      );
+      return overhead;
+    };
+
+    /** After a fault: waits until the SDK delivered everything it holds. */
+    const drain = async (): Promise<{ drainMs: number; complete: boolean }> => {
+      const t0 = Date.now();
+      const flushed = (await post(`${onUrl}/flush`)) as { flush: { complete: boolean } | null };
+      return { drainMs: Date.now() - t0, complete: flushed.flush?.complete === true };
+    };
+
+    const warmup = await overheadPhase("warmup", profile.warmupSeconds);
+    const overhead = await overheadPhase("overhead", profile.overheadSeconds);
+    const degraded: DegradedResult[] = [];
+
+    // Degraded: ingest answers, but every ack arrives slowAckMs late.
+    {
+      const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
+      proxy.setMode({ kind: "delay", delayMs: profile.slowAckMs });
+      const result = await overheadPhase("ingest_slow", profile.degradedSeconds);
+      proxy.setMode({ kind: "pass" });
+      const drained = await drain();
+      degraded.push({
+        mode: `ingest_slow (+${profile.slowAckMs} ms per ack)`,
+        measured: true,
+        overhead: result,
+        drainMs: drained.drainMs,
+        drainComplete: drained.complete,
+        spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
+      });
+    }
+
+    // Degraded: ingest is killed (SIGKILL) for the whole phase, then restarted on its port.
+    {
+      const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
+      await ingest.stop("SIGKILL");
+      ingestMetrics = undefined;
+      const result = await overheadPhase("ingest_down", profile.degradedSeconds);
+      ingest = await startIngest();
+      ingestMetrics = ingest.announced["metrics"] as string;
+      const drained = await drain();
+      degraded.push({
+        mode: "ingest_down (SIGKILL, restarted after)",
+        measured: true,
+        overhead: result,
+        drainMs: drained.drainMs,
+        drainComplete: drained.complete,
+        spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
+      });
+    }
+
+    degraded.push({
+      mode: "minio_down",
+      measured: false,
+      reason: "the archive service (S3/MinIO) is not part of this stack yet",
+    });
+
+    // ingest alone over gRPC (k6/net/grpc), after the bot phases so it cannot disturb them.
+    const endIngest = sampler.phase("ingest_grpc");
+    const eventsBefore = (await ingestEventsTotal(ingestMetrics)) ?? 0;
+    const ingestStarted = Date.now();
+    const ingestRun = await runK6({
+      k6Path,
+      script: "ingest.js",
+      name: "ingest",
+      outDir,
+      env: {
+        INGEST: ingest.address,
+        API_KEY: home.apiKey,
+        PROTO_DIR,
+        DURATION: `${profile.ingestSeconds}s`,
+        STREAM_RATE: String(profile.ingestStreamRate),
+        APPEND_RATE: String(profile.ingestAppendRate),
+      },
+    });
+    const ingestSeconds = (Date.now() - ingestStarted) / 1000;
+    const eventsAfter = (await ingestEventsTotal(ingestMetrics)) ?? eventsBefore;
+    endIngest();
+    k6["ingest"] = ingestRun;
+    log(`loadtest: ${ingestRun.stdout}`);
+
+    // Final accounting: flush the SDK, then read what the WAL holds once ingest stopped.
+    const finalFlush = await drain();
+    const finalOn = await botStats(onUrl);
+    const ackedIds = (await (await fetch(`${onUrl}/acked-ids`)).text()).split("\n").filter((id) => id !== "");
+    sampler.stop();
+    await ingest.stop("SIGTERM");
+    ingestMetrics = undefined;
+    const wal = await walEventIds(dataDir);
+    const sdk = finalOn.sdk;
+    const accuracy = accuracyOf({
+      attempted: finalOn.captureAttempted,
+      ackedIds,
+      wal,
+      dropped: sdk?.dropped ?? 0,
+      rejected: sdk?.rejected ?? 0,
+      pending: (sdk?.queueDepth ?? 0) + (sdk?.inFlight ?? 0) + (finalFlush.complete ? 0 : 1),
+    });
+    accuracy.sinks["archive"] = { notMeasured: "services/archive is not wired into this stack yet" };
+    accuracy.sinks["index"] = { notMeasured: "services/index is not wired into this stack yet" };
+
+    const ingestFigures = {
+      eventsPerS: Math.round((eventsAfter - eventsBefore) / ingestSeconds),
+      ackP50Ms: metricValue(ingestRun.summary, "ingest_ack_latency", "p(50)"),
+      ackP99Ms: metricValue(ingestRun.summary, "ingest_ack_latency", "p(99)"),
+      appendP99Ms: metricValue(ingestRun.summary, "grpc_req_duration{scenario:append}", "p(99)"),
+      k6ExitCode: ingestRun.exitCode,
+      eventsAcked: metricValue(ingestRun.summary, "ingest_acked_events", "count"),
+    };
+
+    const violations = budgetViolations(overhead, degraded, ingestFigures, accuracy);
+    return {
+      profile: profile.name,
+      startedAt: new Date(started).toISOString(),
+      seconds: (Date.now() - started) / 1000,
+      cores: cpus().length,
+      warmup,
+      overhead,
+      degraded,
+      ingest: ingestFigures,
+      freshness: { measured: false, reason: "the index service is not part of this stack yet" },
+      accuracy,
+      sdk,
+      violations,
+      passed: violations.length === 0,
+      sampler,
+      k6,
+    };
+  } finally {
+    sampler?.stop();
+    await Promise.all(processes.map((p) => p.stop("SIGTERM")));
+    await ingest?.stop("SIGTERM");
+    await proxy?.close();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Every way this run missed its budget, in words; empty when it passed. */
+export function budgetViolations(
+  overhead: OverheadResult,
+  degraded: readonly DegradedResult[],
+  ingest: LoadTestOutcome["ingest"],
+  accuracy: CaptureAccuracy,
+): string[] {
+  const out: string[] = [];
+  const check = (result: OverheadResult, label: string): void => {
+    if (!(result.p95Pct <= BUDGET_PCT)) {
+      out.push(`${label}: capture adds ${result.p95Pct.toFixed(2)}% to p95 latency (budget ${BUDGET_PCT}%)`);
+    }
+    if (!(result.cpuPct <= BUDGET_PCT)) {
+      out.push(
+        `${label}: capture adds ${result.cpuPct.toFixed(2)}% to CPU per request (budget ${BUDGET_PCT}%)`,
+      );
+    }
+    if (result.errors > 0) out.push(`${label}: ${result.errors} requests failed`);
+    if (result.k6ExitCode !== 0)
+      out.push(`${label}: k6 exited with ${result.k6ExitCode} (a threshold failed)`);
+  };
+  check(overhead, "steady load");
+  for (const mode of degraded) {
+    if (!mode.measured || mode.overhead === undefined) continue;
+    check(mode.overhead, mode.mode);
+    if (mode.drainComplete !== true)
+      out.push(`${mode.mode}: the SDK did not deliver its backlog after the fault`);
+  }
+  if (ingest.k6ExitCode !== 0)
+    out.push(`ingest gRPC: k6 exited with ${ingest.k6ExitCode} (a threshold failed)`);
+  if (accuracy.ofAcked < 1) {
+    out.push(
+      `capture accuracy: ${accuracy.acked - accuracy.ackedInWal} acknowledged events are missing from the WAL`,
+    );
+  }
+  if (accuracy.ofAttempted < 0.999) {
+    out.push(
+      `capture accuracy: ${(accuracy.ofAttempted * 100).toFixed(3)}% of attempted events stored (need >= 99.9%)`,
+    );
+  }
+  if (accuracy.walDamagedFrames > 0)
+    out.push(`WAL: ${accuracy.walDamagedFrames} frames failed their checksum`);
+  return out;
+}

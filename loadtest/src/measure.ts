@@ -1,0 +1,198 @@
+// What the runner reads from the bots and ingest while load runs, and the overhead figures
+// computed from it.
+import type { BotStats } from "./bot/chat-bot.js";
+import { metricValue, type K6Summary } from "./k6.js";
+
+/** GET <bot>/stats. */
+export async function botStats(base: string): Promise<BotStats> {
+  const res = await fetch(`${base}/stats`);
+  if (!res.ok) throw new Error(`${base}/stats answered ${res.status}`);
+  return (await res.json()) as BotStats;
+}
+
+/** Sum of ingest's `sessiontrack_ingest_events_total` over results, or undefined when down. */
+export async function ingestEventsTotal(metricsAddress: string): Promise<number | undefined> {
+  try {
+    const text = await (
+      await fetch(`http://${metricsAddress}/metrics`, { signal: AbortSignal.timeout(800) })
+    ).text();
+    let total = 0;
+    for (const match of text.matchAll(/^sessiontrack_ingest_events_total\{[^}]*\} ([0-9.e+]+)$/gm)) {
+      total += Number(match[1]);
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU and requests of one bot over a window. */
+export interface CpuWindow {
+  requests: number;
+  cpuMs: number;
+  cpuUsPerRequest: number;
+}
+
+/** The difference between two stats snapshots of one bot. */
+export function cpuWindow(before: BotStats, after: BotStats): CpuWindow {
+  const requests = after.requests - before.requests;
+  const cpuUs = after.cpuUserUs + after.cpuSystemUs - (before.cpuUserUs + before.cpuSystemUs);
+  return {
+    requests,
+    cpuMs: cpuUs / 1000,
+    cpuUsPerRequest: requests > 0 ? cpuUs / requests : Number.NaN,
+  };
+}
+
+/** Latency of one variant in one phase, from k6's tagged sub-metrics. */
+export interface VariantLatency {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  failedRate: number;
+  /** p(1)..p(99), p(99.5), p(99.9) in ms, for the distribution chart. */
+  quantiles: { q: number; ms: number }[];
+}
+
+/** Reads one variant's latency figures from an overhead.js summary. */
+export function variantLatency(summary: K6Summary | undefined, variant: "on" | "off"): VariantLatency {
+  const name = `http_req_duration{variant:${variant}}`;
+  const values = summary?.metrics[name]?.values ?? {};
+  const quantiles: { q: number; ms: number }[] = [];
+  for (const [stat, ms] of Object.entries(values)) {
+    const match = /^p\(([0-9.]+)\)$/.exec(stat);
+    if (match !== null) quantiles.push({ q: Number(match[1]), ms });
+  }
+  quantiles.sort((a, b) => a.q - b.q);
+  return {
+    count: metricValue(summary, name, "count"),
+    p50: metricValue(summary, name, "p(50)"),
+    p95: metricValue(summary, name, "p(95)"),
+    p99: metricValue(summary, name, "p(99)"),
+    failedRate: metricValue(summary, `http_req_failed{variant:${variant}}`, "rate"),
+    quantiles,
+  };
+}
+
+/** One phase's comparison of capture on vs off. */
+export interface OverheadResult {
+  phase: string;
+  off: VariantLatency & CpuWindow;
+  on: VariantLatency & CpuWindow;
+  /** (on − off) / off of p95 latency, in percent. */
+  p95Pct: number;
+  p50Pct: number;
+  p99Pct: number;
+  /** (on − off) / off of CPU per request, in percent. */
+  cpuPct: number;
+  /** Failed requests of both variants. */
+  errors: number;
+  k6ExitCode: number;
+}
+
+const pct = (on: number, off: number): number => ((on - off) / off) * 100;
+
+/** Combines latency (k6) and CPU (bot stats) of both variants into an {@link OverheadResult}. */
+export function overheadOf(
+  phase: string,
+  summary: K6Summary | undefined,
+  cpuOff: CpuWindow,
+  cpuOn: CpuWindow,
+  k6ExitCode: number,
+  botErrors: number,
+): OverheadResult {
+  const off = { ...variantLatency(summary, "off"), ...cpuOff };
+  const on = { ...variantLatency(summary, "on"), ...cpuOn };
+  const failed =
+    Math.round((Number.isNaN(off.failedRate) ? 1 : off.failedRate) * off.count) +
+    Math.round((Number.isNaN(on.failedRate) ? 1 : on.failedRate) * on.count);
+  return {
+    phase,
+    off,
+    on,
+    p50Pct: pct(on.p50, off.p50),
+    p95Pct: pct(on.p95, off.p95),
+    p99Pct: pct(on.p99, off.p99),
+    cpuPct: pct(on.cpuUsPerRequest, off.cpuUsPerRequest),
+    errors: (Number.isNaN(failed) ? 0 : failed) + botErrors,
+    k6ExitCode,
+  };
+}
+
+/** One sample of the time series the charts draw. */
+export interface Sample {
+  /** Seconds since the run started. */
+  t: number;
+  offRequests: number | undefined;
+  onRequests: number | undefined;
+  queueDepth: number | undefined;
+  inFlight: number | undefined;
+  spoolBytes: number | undefined;
+  acked: number | undefined;
+  ingestEvents: number | undefined;
+}
+
+/** Polls the bots and ingest every second until stopped. */
+export class Sampler {
+  readonly samples: Sample[] = [];
+  readonly phases: { name: string; start: number; end: number }[] = [];
+  private readonly startedAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly botOff: string,
+    private readonly botOn: string,
+    private readonly ingestMetrics: () => string | undefined,
+  ) {}
+
+  now(): number {
+    return (Date.now() - this.startedAt) / 1000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.sample(), 1000);
+  }
+
+  /** Marks a phase for the charts' bands; returns a function that ends it. */
+  phase(name: string): () => void {
+    const entry = { name, start: this.now(), end: Number.NaN };
+    this.phases.push(entry);
+    return () => {
+      entry.end = this.now();
+    };
+  }
+
+  private async sample(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const t = this.now();
+      const [off, on, events] = await Promise.all([
+        botStats(this.botOff).catch(() => undefined),
+        botStats(this.botOn).catch(() => undefined),
+        (async () => {
+          const address = this.ingestMetrics();
+          return address === undefined ? undefined : ingestEventsTotal(address);
+        })(),
+      ]);
+      this.samples.push({
+        t,
+        offRequests: off?.requests,
+        onRequests: on?.requests,
+        queueDepth: on?.sdk?.queueDepth,
+        inFlight: on?.sdk?.inFlight,
+        spoolBytes: on?.sdk?.spoolBytes,
+        acked: on?.sdk?.acked,
+        ingestEvents: events,
+      });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,292 @@
+// Writes a run's results: summary.json, report.md and SVG charts in loadtest/results/<ts>/.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { BUDGET_PCT, type LoadTestOutcome } from "./load-test.js";
+import type { OverheadResult, Sample } from "./measure.js";
+import { lineChart, type Band, type Series } from "./svg.js";
+
+const OFF_COLOR = "#1f77b4";
+const ON_COLOR = "#d62728";
+
+const round = (value: number, digits = 2): number | null =>
+  Number.isFinite(value) ? Number(value.toFixed(digits)) : null;
+
+function overheadJson(result: OverheadResult): Record<string, unknown> {
+  const variant = (v: OverheadResult["on"]): Record<string, unknown> => ({
+    requests: v.count,
+    p50_ms: round(v.p50),
+    p95_ms: round(v.p95),
+    p99_ms: round(v.p99),
+    failed_rate: round(v.failedRate, 6),
+    cpu_us_per_request: round(v.cpuUsPerRequest, 1),
+    cpu_window_requests: v.requests,
+  });
+  return {
+    p50_pct: round(result.p50Pct),
+    p95_pct: round(result.p95Pct),
+    p99_pct: round(result.p99Pct),
+    cpu_pct: round(result.cpuPct),
+    errors: result.errors,
+    k6_exit_code: result.k6ExitCode,
+    off: variant(result.off),
+    on: variant(result.on),
+  };
+}
+
+/** The summary.json object. */
+export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
+  const errors =
+    outcome.overhead.errors + outcome.degraded.reduce((sum, d) => sum + (d.overhead?.errors ?? 0), 0);
+  return {
+    passed: outcome.passed,
+    violations: outcome.violations,
+    profile: outcome.profile,
+    started_at: outcome.startedAt,
+    seconds: round(outcome.seconds, 1),
+    cores: outcome.cores,
+    budget_pct: BUDGET_PCT,
+    overhead: overheadJson(outcome.overhead),
+    errors,
+    capture_accuracy: {
+      of_acked: round(outcome.accuracy.ofAcked, 6),
+      of_attempted: round(outcome.accuracy.ofAttempted, 6),
+      attempted: outcome.accuracy.attempted,
+      acked: outcome.accuracy.acked,
+      acked_in_wal: outcome.accuracy.ackedInWal,
+      dropped: outcome.accuracy.dropped,
+      rejected: outcome.accuracy.rejected,
+      pending_after_flush: outcome.accuracy.pending,
+      wal_damaged_frames: outcome.accuracy.walDamagedFrames,
+      sinks: outcome.accuracy.sinks,
+    },
+    ingest: {
+      events_per_s: outcome.ingest.eventsPerS,
+      stream_ack_p50_ms: round(outcome.ingest.ackP50Ms),
+      stream_ack_p99_ms: round(outcome.ingest.ackP99Ms),
+      append_p99_ms: round(outcome.ingest.appendP99Ms),
+      events_acked: outcome.ingest.eventsAcked,
+      k6_exit_code: outcome.ingest.k6ExitCode,
+    },
+    freshness_p95_ms: outcome.freshness.measured ? round(outcome.freshness.p95Ms) : null,
+    freshness: outcome.freshness,
+    degraded: outcome.degraded.map((d) => ({
+      mode: d.mode,
+      measured: d.measured,
+      ...(d.reason === undefined ? {} : { reason: d.reason }),
+      ...(d.overhead === undefined ? {} : overheadJson(d.overhead)),
+      ...(d.drainMs === undefined ? {} : { drain_ms: d.drainMs, drain_complete: d.drainComplete }),
+      ...(d.spooled === undefined ? {} : { spooled_events: d.spooled }),
+    })),
+    sdk: outcome.sdk,
+    warmup: overheadJson(outcome.warmup),
+  };
+}
+
+const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
+const verdict = (pct: number): string => (pct <= BUDGET_PCT ? "ok" : "**over budget**");
+
+function overheadRows(label: string, r: OverheadResult): string[] {
+  return [
+    `| ${label} | p50 latency (ms) | ${fmt(r.off.p50)} | ${fmt(r.on.p50)} | ${fmt(r.p50Pct, 2)}% | |`,
+    `| ${label} | p95 latency (ms) | ${fmt(r.off.p95)} | ${fmt(r.on.p95)} | ${fmt(r.p95Pct, 2)}% | ${verdict(r.p95Pct)} |`,
+    `| ${label} | p99 latency (ms) | ${fmt(r.off.p99)} | ${fmt(r.on.p99)} | ${fmt(r.p99Pct, 2)}% | |`,
+    `| ${label} | CPU per request (µs) | ${fmt(r.off.cpuUsPerRequest, 0)} | ${fmt(r.on.cpuUsPerRequest, 0)} | ${fmt(r.cpuPct, 2)}% | ${verdict(r.cpuPct)} |`,
+    `| ${label} | requests / failed | ${r.off.count} / ${Math.round(r.off.failedRate * r.off.count)} | ${r.on.count} / ${Math.round(r.on.failedRate * r.on.count)} | | ${r.errors === 0 ? "ok" : "**errors**"} |`,
+  ];
+}
+
+/** The report.md text. */
+export function reportMarkdown(outcome: LoadTestOutcome): string {
+  const a = outcome.accuracy;
+  const lines = [
+    `# SessionTrack load test — ${outcome.profile} run, ${outcome.startedAt}`,
+    "",
+    `**${outcome.passed ? "PASSED" : "FAILED"}** the under-${BUDGET_PCT}% overhead budget` +
+      ` (${fmt(outcome.seconds, 0)} s on ${outcome.cores} cores).`,
+    "",
+    ...(outcome.violations.length > 0
+      ? ["Violations:", "", ...outcome.violations.map((v) => `- ${v}`), ""]
+      : []),
+    "## Bot overhead: capture off vs on",
+    "",
+    "| phase | figure | capture off | capture on | overhead | verdict |",
+    "| --- | --- | ---: | ---: | ---: | --- |",
+    ...overheadRows("steady load", outcome.overhead),
+    ...outcome.degraded.flatMap((d) =>
+      d.overhead === undefined
+        ? [`| ${d.mode} | not measured: ${d.reason ?? ""} | | | | |`]
+        : overheadRows(d.mode, d.overhead),
+    ),
+    "",
+    "![latency distribution, steady load](latency-overhead.svg)",
+    "",
+    "## Degraded modes",
+    "",
+    "| mode | spooled events | backlog delivered after the fault | drain time |",
+    "| --- | ---: | --- | ---: |",
+    ...outcome.degraded.map((d) =>
+      d.measured
+        ? `| ${d.mode} | ${d.spooled ?? 0} | ${d.drainComplete === true ? "yes" : "**no**"} | ${d.drainMs ?? 0} ms |`
+        : `| ${d.mode} | not measured | ${d.reason ?? ""} | |`,
+    ),
+    "",
+    "## Capture accuracy",
+    "",
+    "| figure | value |",
+    "| --- | ---: |",
+    `| events the bot tried to capture | ${a.attempted} |`,
+    `| acknowledged by ingest (distinct ids) | ${a.acked} |`,
+    `| of those, in ingest's WAL | ${a.ackedInWal} (${fmt(a.ofAcked * 100, 3)}%) |`,
+    `| in the WAL, of attempted | ${fmt(a.ofAttempted * 100, 3)}% (need >= 99.9%) |`,
+    `| dropped / rejected (reported by the SDK) | ${a.dropped} / ${a.rejected} |`,
+    `| unacknowledged after the final flush | ${a.pending} |`,
+    ...Object.entries(a.sinks).map(([name, sink]) =>
+      "notMeasured" in sink
+        ? `| in ${name} | not measured: ${sink.notMeasured} |`
+        : `| in ${name} | ${sink.held} (${fmt(sink.ofAcked * 100, 3)}%) |`,
+    ),
+    "",
+    "## Ingest over gRPC (k6/net/grpc)",
+    "",
+    `- events/s during the gRPC phase: ${outcome.ingest.eventsPerS} (Stream + Append, paced, not a maximum)`,
+    `- Stream ack latency (write → ack, seen by k6): p50 ${fmt(outcome.ingest.ackP50Ms)} ms, p99 ${fmt(outcome.ingest.ackP99Ms)} ms`,
+    `- Append p99: ${fmt(outcome.ingest.appendP99Ms)} ms; k6 exit code ${outcome.ingest.k6ExitCode}`,
+    "",
+    "## Freshness (ack → searchable)",
+    "",
+    outcome.freshness.measured
+      ? `p50 ${fmt(outcome.freshness.p50Ms)} ms, p95 ${fmt(outcome.freshness.p95Ms)} ms`
+      : `Not measured: ${outcome.freshness.reason}.`,
+    "",
+    "## Over time",
+    "",
+    "![throughput](throughput.svg)",
+    "",
+    "![SDK backlog](backlog.svg)",
+    "",
+    "## Method",
+    "",
+    "Two bot processes (capture off, capture on) run side by side and k6 drives both with the same",
+    "constant arrival rate in the same run (two scenarios tagged `variant`). Iteration i of each",
+    "scenario sends the same request, and the bot draws its simulated model latency from a seed of",
+    '(session, turn), so both variants do identical work and wait identical "model" times; the',
+    "difference between the two is capture plus noise. CPU per request is `process.cpuUsage()` of",
+    "each bot over the phase divided by the requests it served (the SDK's background encoding and",
+    "gRPC work runs in the bot process, so it is included). Model latency is log-normal with",
+    "p50 40 ms and p95 120 ms; each turn also tokenizes the prompt (system prompt + last 8 turns)",
+    "and the reply. See loadtest/README.md.",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+function rate(samples: readonly Sample[], pick: (s: Sample) => number | undefined): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 1; i < samples.length; i += 1) {
+    const a = samples[i - 1]!;
+    const b = samples[i]!;
+    const va = pick(a);
+    const vb = pick(b);
+    if (va === undefined || vb === undefined || b.t <= a.t) continue;
+    out.push([b.t, Math.max(0, (vb - va) / (b.t - a.t))]);
+  }
+  return out;
+}
+
+/** Writes summary.json, report.md and the charts into `outDir`. */
+export function writeReport(outDir: string, outcome: LoadTestOutcome): void {
+  writeFileSync(join(outDir, "summary.json"), `${JSON.stringify(summaryJson(outcome), null, 2)}\n`);
+  writeFileSync(join(outDir, "report.md"), reportMarkdown(outcome));
+  const quantileSeries = (r: OverheadResult): Series[] => [
+    { name: "capture off", color: OFF_COLOR, points: r.off.quantiles.map(({ q, ms }) => [q, ms] as const) },
+    {
+      name: "capture on",
+      color: ON_COLOR,
+      points: r.on.quantiles.map(({ q, ms }) => [q, ms] as const),
+      dashed: true,
+    },
+  ];
+  writeFileSync(
+    join(outDir, "latency-overhead.svg"),
+    lineChart({
+      title: "Bot latency by percentile, steady load",
+      xLabel: "percentile",
+      yLabel: "latency (ms)",
+      series: quantileSeries(outcome.overhead),
+    }),
+  );
+  outcome.degraded.forEach((d, i) => {
+    if (d.overhead === undefined) return;
+    writeFileSync(
+      join(outDir, `latency-degraded-${i + 1}.svg`),
+      lineChart({
+        title: `Bot latency by percentile, ${d.mode}`,
+        xLabel: "percentile",
+        yLabel: "latency (ms)",
+        series: quantileSeries(d.overhead),
+      }),
+    );
+  });
+  const samples = outcome.sampler.samples;
+  const bands: Band[] = outcome.sampler.phases.map((p) => ({ label: p.name, from: p.start, to: p.end }));
+  writeFileSync(
+    join(outDir, "throughput.svg"),
+    lineChart({
+      title: "Throughput over time",
+      xLabel: "seconds since start",
+      yLabel: "per second",
+      bands,
+      series: [
+        {
+          name: "bot requests/s, capture off",
+          color: OFF_COLOR,
+          points: rate(samples, (s) => s.offRequests),
+        },
+        {
+          name: "bot requests/s, capture on",
+          color: ON_COLOR,
+          points: rate(samples, (s) => s.onRequests),
+          dashed: true,
+        },
+        { name: "SDK acks/s (events)", color: "#2ca02c", points: rate(samples, (s) => s.acked) },
+      ],
+    }),
+  );
+  writeFileSync(
+    join(outDir, "ingest-throughput.svg"),
+    lineChart({
+      title: "Ingest events stored per second",
+      xLabel: "seconds since start",
+      yLabel: "events/s",
+      bands,
+      series: [{ name: "ingest events/s", color: "#9467bd", points: rate(samples, (s) => s.ingestEvents) }],
+    }),
+  );
+  writeFileSync(
+    join(outDir, "backlog.svg"),
+    lineChart({
+      title: "Capture SDK backlog over time",
+      xLabel: "seconds since start",
+      yLabel: "events / KiB",
+      bands,
+      series: [
+        {
+          name: "queued + in flight (events)",
+          color: "#ff7f0e",
+          points: samples
+            .filter((s) => s.queueDepth !== undefined && s.inFlight !== undefined)
+            .map((s) => [s.t, (s.queueDepth ?? 0) + (s.inFlight ?? 0)] as const),
+        },
+        {
+          name: "spool on disk (KiB)",
+          color: "#8c564b",
+          points: samples
+            .filter((s) => s.spoolBytes !== undefined)
+            .map((s) => [s.t, (s.spoolBytes ?? 0) / 1024] as const),
+          dashed: true,
+        },
+      ],
+    }),
+  );
+}
