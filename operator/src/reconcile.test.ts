@@ -1,0 +1,252 @@
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { after, before, test } from "node:test";
+
+import { parse as parseYaml } from "yaml";
+
+import type { KubeObject } from "./k8s/index.js";
+import type { WriteRecord } from "./k8s/index.js";
+import type { SessionStore } from "./spec.js";
+import {
+  REPO_ROOT,
+  createNamespace,
+  eventsFor,
+  getStore,
+  markWorkloadsReady,
+  startTestCluster,
+  startTestOperator,
+  waitFor,
+  type TestCluster,
+} from "./test-support.js";
+
+let cluster: TestCluster;
+before(async () => {
+  cluster = await startTestCluster();
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+const condition = (store: SessionStore, type: string) =>
+  store.status?.conditions?.find((c) => c.type === type);
+
+test("the minimal example creates every owned object with limits and owner references; an unchanged resource is not written again", async (t) => {
+  const { cp, admin } = cluster;
+  const namespace = await createNamespace(admin, "example");
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  for (const file of ["tenants-secret.yaml", "sessionstore-minimal.yaml"]) {
+    const applied = await cp.kubectl(["apply", "-n", namespace, "-f", resolve(REPO_ROOT, "examples", file)]);
+    assert.equal(applied.code, 0, applied.stderr);
+  }
+  const store = await waitFor("status.observedGeneration", async () => {
+    const current = await getStore(admin, namespace, "sessiontrack");
+    return current.status?.observedGeneration === current.metadata.generation ? current : undefined;
+  });
+  const uid = store.metadata.uid;
+  const owned = async (apiVersion: string, kind: string, name: string): Promise<KubeObject> => {
+    const object = await admin.get({ apiVersion, kind, namespace, name });
+    assert.ok(object, `${kind}/${name} exists`);
+    const ref = object.metadata.ownerReferences?.find((owner) => owner.uid === uid);
+    assert.ok(ref, `${kind}/${name} is owned by the SessionStore`);
+    assert.equal(ref.controller, true);
+    assert.equal(ref.kind, "SessionStore");
+    return object;
+  };
+  const ingest = await owned("apps/v1", "StatefulSet", "sessiontrack-ingest");
+  const ingestSpec = ingest["spec"] as {
+    replicas: number;
+    volumeClaimTemplates: {
+      metadata: { name: string };
+      spec: { resources: { requests: { storage: string } } };
+    }[];
+    template: {
+      metadata: { annotations: Record<string, string> };
+      spec: {
+        terminationGracePeriodSeconds: number;
+        containers: { resources: unknown; args: string[]; lifecycle?: unknown }[];
+      };
+    };
+  };
+  assert.equal(ingestSpec.replicas, 2);
+  assert.equal(ingestSpec.volumeClaimTemplates[0]?.metadata.name, "wal");
+  assert.equal(ingestSpec.volumeClaimTemplates[0]?.spec.resources.requests.storage, "20Gi");
+  assert.deepEqual(ingestSpec.template.spec.containers[0]?.resources, {
+    requests: { cpu: "500m", memory: "256Mi" },
+    limits: { cpu: "2", memory: "512Mi" },
+  });
+  assert.ok(
+    ingestSpec.template.metadata.annotations["sessiontrack.io/template-hash"],
+    "pod template carries its hash",
+  );
+  assert.ok(
+    ingestSpec.template.spec.terminationGracePeriodSeconds > 600,
+    "grace period covers the drain timeout",
+  );
+  assert.ok(
+    ingestSpec.template.spec.containers[0]?.args.includes(
+      "--capture-config=/etc/sessiontrack/capture/capture.yaml",
+    ),
+  );
+  for (const component of ["index", "archive"]) {
+    const deployment = await owned("apps/v1", "Deployment", `sessiontrack-${component}`);
+    const containers = (
+      deployment["spec"] as {
+        template: { spec: { containers: { resources: { limits: Record<string, string> } }[] } };
+      }
+    ).template.spec.containers;
+    assert.deepEqual(containers[0]?.resources.limits, { cpu: "1", memory: "512Mi" });
+    await owned("v1", "Service", `sessiontrack-${component}`);
+  }
+  await owned("v1", "Service", "sessiontrack-ingest");
+  for (const store of ["meilisearch", "s3"]) {
+    await owned("apps/v1", "StatefulSet", `sessiontrack-${store}`);
+    await owned("v1", "Service", `sessiontrack-${store}`);
+    await owned("v1", "Secret", `sessiontrack-${store}`);
+  }
+  const keys = await admin.get({
+    apiVersion: "v1",
+    kind: "Secret",
+    namespace,
+    name: "sessiontrack-encryption-keys",
+  });
+  assert.ok(keys, "encryption keys generated");
+  const configMap = await owned("v1", "ConfigMap", "sessiontrack-capture");
+  const capture = parseYaml((configMap["data"] as Record<string, string>)["capture.yaml"] ?? "") as Record<
+    string,
+    unknown
+  >;
+  assert.equal(capture["enabled"], true);
+  assert.equal(capture["sampleRate"], 1);
+  assert.equal(store.status?.capture?.enabled, true);
+  assert.ok(store.status?.currentRevision, "a ControllerRevision is recorded");
+  const revision = await owned("apps/v1", "ControllerRevision", store.status.currentRevision);
+  assert.equal(
+    (revision["data"] as { images: Record<string, string> }).images["ingest"],
+    "ghcr.io/sessiontrack/sessiontrack:0.1.0",
+  );
+  assert.equal(
+    condition(store, "Ready")?.status,
+    "False",
+    "nothing is ready before the workload controllers report",
+  );
+
+  // Play the workload controllers: every replica ready → Ready=True with an Event.
+  await markWorkloadsReady(admin, namespace);
+  const ready = await waitFor("Ready=True", async () => {
+    const current = await getStore(admin, namespace, "sessiontrack");
+    return condition(current, "Ready")?.status === "True" ? current : undefined;
+  });
+  assert.equal(ready.status?.phase, "Ready");
+  assert.equal(ready.status?.components?.ingest?.readyReplicas, 2);
+  const readyTransition = condition(ready, "Ready")?.lastTransitionTime;
+  const events = await eventsFor(admin, namespace, "sessiontrack");
+  assert.ok(
+    events.some((event) => event.reason === "Ready" && event.message.includes("True")),
+    JSON.stringify(events),
+  );
+
+  // Settled: a forced reconcile (and a second one) makes no write at all, and no resourceVersion moves.
+  await new Promise((r) => setTimeout(r, 500));
+  await operator.controller.idle();
+  const versions = async () => {
+    const all: Record<string, string> = {};
+    for (const [apiVersion, kind] of [
+      ["apps/v1", "StatefulSet"],
+      ["apps/v1", "Deployment"],
+      ["v1", "Service"],
+      ["v1", "ConfigMap"],
+      ["v1", "Secret"],
+      ["sessiontrack.io/v1alpha1", "SessionStore"],
+    ] as const) {
+      for (const item of (await admin.list(apiVersion, kind, namespace)).items)
+        all[`${kind}/${item.metadata.name ?? ""}`] = item.metadata.resourceVersion ?? "";
+    }
+    return all;
+  };
+  const before = await versions();
+  const writes: WriteRecord[] = [];
+  const unsubscribe = operator.client.onWrite((write) => writes.push(write));
+  for (let i = 0; i < 2; i++) {
+    operator.controller.enqueue(`${namespace}/sessiontrack`);
+    await new Promise((r) => setTimeout(r, 100));
+    await operator.controller.idle();
+  }
+  unsubscribe();
+  assert.deepEqual(writes, [], "re-reconciling an unchanged SessionStore writes nothing");
+  assert.deepEqual(await versions(), before, "no resourceVersion changed");
+  assert.equal(
+    condition(await getStore(admin, namespace, "sessiontrack"), "Ready")?.lastTransitionTime,
+    readyTransition,
+  );
+
+  // A restarted operator (a new version that renders the same templates) writes nothing either.
+  await operator.close();
+  const restarted = await startTestOperator(cluster, namespace);
+  t.after(() => restarted.close());
+  const restartWrites: WriteRecord[] = [];
+  restarted.client.onWrite((write) => restartWrites.push(write));
+  await new Promise((r) => setTimeout(r, 300));
+  await restarted.controller.idle();
+  assert.deepEqual(restartWrites, [], "a restart re-renders identical objects and writes nothing");
+});
+
+test("spec changes are applied; a bad spec is reported as Degraded with the field named", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "changes");
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  await admin.create({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "t", namespace },
+    stringData: { "tenants.yaml": "tenants: []\n" },
+  });
+  await admin.create({
+    apiVersion: "sessiontrack.io/v1alpha1",
+    kind: "SessionStore",
+    metadata: { name: "st", namespace },
+    spec: {
+      tenantsSecretRef: { name: "t" },
+      meilisearch: { mode: "external", url: "http://meili:7700", secretRef: { name: "meili" } },
+    },
+  });
+  await waitFor("ingest StatefulSet", () =>
+    admin.get({ apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "st-ingest" }),
+  );
+  assert.equal(
+    await admin.get({ apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "st-meilisearch" }),
+    undefined,
+    "external Meilisearch is not run",
+  );
+  await admin.mergePatch(
+    { apiVersion: "sessiontrack.io/v1alpha1", kind: "SessionStore", namespace, name: "st" },
+    { spec: { ingest: { replicas: 4, resources: { limits: { memory: "1Gi" } } } } },
+  );
+  await waitFor("4 replicas with the new limit", async () => {
+    const sts = await admin.get({ apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "st-ingest" });
+    const spec = sts?.["spec"] as {
+      replicas: number;
+      template: { spec: { containers: { resources: { limits: { memory: string } } }[] } };
+    };
+    return spec.replicas === 4 && spec.template.spec.containers[0]?.resources.limits.memory === "1Gi";
+  });
+  const secret = await admin.get({ apiVersion: "v1", kind: "Secret", namespace, name: "st-s3" });
+  // Generated credentials survive every reconcile unchanged.
+  await admin.mergePatch(
+    { apiVersion: "sessiontrack.io/v1alpha1", kind: "SessionStore", namespace, name: "st" },
+    { spec: { index: { replicas: 2 } } },
+  );
+  await waitFor(
+    "index scaled",
+    async () =>
+      (
+        (await admin.get({ apiVersion: "apps/v1", kind: "Deployment", namespace, name: "st-index" }))?.[
+          "spec"
+        ] as { replicas: number }
+      ).replicas === 2,
+  );
+  const again = await admin.get({ apiVersion: "v1", kind: "Secret", namespace, name: "st-s3" });
+  assert.deepEqual(again?.["data"], secret?.["data"], "credentials are never rotated by a reconcile");
+  assert.equal(again?.metadata.resourceVersion, secret?.metadata.resourceVersion);
+});

@@ -1,0 +1,295 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import type { KubeClient } from "./k8s/index.js";
+import type { SessionStore } from "./spec.js";
+import {
+  createFakePod,
+  createNamespace,
+  createStore,
+  eventsFor,
+  getStore,
+  indexMetrics,
+  markWorkloadsReady,
+  startMetricsEndpoint,
+  startTestCluster,
+  startTestOperator,
+  storeRef,
+  waitFor,
+  type FakeMetricsEndpoint,
+  type TestCluster,
+} from "./test-support.js";
+
+let cluster: TestCluster;
+before(async () => {
+  cluster = await startTestCluster();
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+const OLD = "registry.example/sessiontrack:1.0.0";
+const NEW = "registry.example/sessiontrack:1.1.0";
+const condition = (store: SessionStore, type: string) =>
+  store.status?.conditions?.find((c) => c.type === type);
+
+const deploymentImage = async (admin: KubeClient, namespace: string, name: string) => {
+  const deployment = await admin.get({ apiVersion: "apps/v1", kind: "Deployment", namespace, name });
+  const spec = deployment?.["spec"] as
+    { replicas: number; template: { spec: { containers: { image: string }[] } } } | undefined;
+  return spec === undefined
+    ? undefined
+    : { replicas: spec.replicas, image: spec.template.spec.containers[0]?.image };
+};
+
+/** A SessionStore whose index runs OLD, settled (stable revision recorded), with stable and canary metrics endpoints and fake pods. */
+async function setUp(
+  t: { after(fn: () => Promise<void> | void): void },
+  prefix: string,
+  rollout: Record<string, unknown>,
+) {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, prefix);
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  const stableMetrics = await startMetricsEndpoint(indexMetrics(1000, 0, 8));
+  const canaryMetrics = await startMetricsEndpoint(indexMetrics(0, 0, 8));
+  t.after(() => stableMetrics.close());
+  t.after(() => canaryMetrics.close());
+  await createStore(admin, namespace, "st", { index: { image: OLD }, rollout });
+  const settled = await waitFor("stable revision", async () => {
+    const store = await getStore(admin, namespace, "st");
+    return store.status?.stableRevision !== undefined && store.status.stableRevision !== ""
+      ? store
+      : undefined;
+  });
+  await markWorkloadsReady(admin, namespace);
+  await createFakePod(admin, namespace, "st", "index", "stable", stableMetrics.url);
+  await createFakePod(admin, namespace, "st", "index", "canary", canaryMetrics.url);
+  return {
+    namespace,
+    operator,
+    stableMetrics,
+    canaryMetrics,
+    oldRevision: settled.status?.stableRevision ?? "",
+  };
+}
+
+async function startCanary(namespace: string): Promise<SessionStore> {
+  const { admin } = cluster;
+  await admin.mergePatch(storeRef(namespace, "st"), { spec: { index: { image: NEW } } });
+  await waitFor(
+    "canary deployment",
+    async () => (await deploymentImage(admin, namespace, "st-index-canary"))?.image === NEW,
+  );
+  return waitFor("status.canary", async () => {
+    const store = await getStore(admin, namespace, "st");
+    return store.status?.canary?.revision !== undefined ? store : undefined;
+  });
+}
+
+test("a healthy canary advances step by step and is promoted to stable", async (t) => {
+  const { admin } = cluster;
+  const { namespace, canaryMetrics, oldRevision } = await setUp(t, "promote", {
+    canary: { steps: [20, 100], interval: "1s" },
+  });
+  canaryMetrics.set(indexMetrics(500, 0, 8));
+  const started = await startCanary(namespace);
+  assert.equal(started.status?.canary?.weight, 20);
+  assert.equal(started.status?.canary?.component, "index");
+  assert.equal(condition(started, "Progressing")?.reason, "CanaryInProgress");
+  assert.equal(
+    (await deploymentImage(admin, namespace, "st-index"))?.image,
+    OLD,
+    "stable keeps the old image during the canary",
+  );
+  const configMap = await admin.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" });
+  assert.match(
+    (configMap?.["data"] as Record<string, string>)["capture.yaml"] ?? "",
+    /canary:[\s\S]*weight: 20/,
+    "the canary cohort is routed through the capture config",
+  );
+
+  const promoted = await waitFor(
+    "promotion",
+    async () => {
+      const store = await getStore(admin, namespace, "st");
+      return store.status?.stableRevision === started.status?.currentRevision ? store : undefined;
+    },
+    20_000,
+  );
+  assert.notEqual(promoted.status?.stableRevision, oldRevision);
+  assert.equal(promoted.status?.canary, undefined);
+  assert.equal(
+    (await deploymentImage(admin, namespace, "st-index"))?.image,
+    NEW,
+    "stable runs the new image",
+  );
+  assert.equal(
+    (await deploymentImage(admin, namespace, "st-index-canary"))?.replicas,
+    0,
+    "canary scaled to zero",
+  );
+  const reasons = (await eventsFor(admin, namespace, "st")).map((event) => event.reason);
+  for (const reason of ["RolloutStarted", "CanaryStep", "Promoted"])
+    assert.ok(reasons.includes(reason), `${reason} in ${reasons.join(",")}`);
+});
+
+test("a breaching canary is rolled back by itself with the reason in status and an Event; the annotation restores a named revision", async (t) => {
+  const { admin } = cluster;
+  const { namespace, canaryMetrics, oldRevision } = await setUp(t, "breach", {
+    canary: { steps: [10, 50, 100], interval: "1h" },
+    failureLimit: 2,
+  });
+  canaryMetrics.set(indexMetrics(400, 0, 8));
+  const started = await startCanary(namespace);
+  const badRevision = started.status?.currentRevision ?? "";
+  const breachAt = Date.now();
+  canaryMetrics.set(indexMetrics(400, 120, 8)); // 30% errors
+  const rolledBack = await waitFor(
+    "automatic rollback",
+    async () => {
+      const store = await getStore(admin, namespace, "st");
+      return condition(store, "RolledBack")?.status === "True" ? store : undefined;
+    },
+    30_000,
+  );
+  assert.ok(Date.now() - breachAt < 30_000);
+  assert.equal(condition(rolledBack, "RolledBack")?.reason, "AnalysisFailed");
+  assert.match(condition(rolledBack, "RolledBack")?.message ?? "", /error rate 30\.00% exceeds 1\.00%/);
+  assert.equal(rolledBack.status?.phase, "RolledBack");
+  assert.equal(rolledBack.status?.stableRevision, oldRevision);
+  assert.equal(rolledBack.status?.lastRollback?.revision, badRevision);
+  assert.match(rolledBack.status?.lastRollback?.reason ?? "", /error rate/);
+  assert.equal(
+    (await deploymentImage(admin, namespace, "st-index-canary"))?.replicas,
+    0,
+    "canary scaled to zero",
+  );
+  assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
+  const revision = await admin.get({
+    apiVersion: "apps/v1",
+    kind: "ControllerRevision",
+    namespace,
+    name: badRevision,
+  });
+  assert.equal(
+    revision?.metadata.annotations?.["sessiontrack.io/verdict"],
+    "bad",
+    "the revision is marked bad",
+  );
+  const events = await eventsFor(admin, namespace, "st");
+  assert.ok(
+    events.some(
+      (event) =>
+        event.reason === "RolledBack" && event.type === "Warning" && /error rate/.test(event.message),
+    ),
+    JSON.stringify(events),
+  );
+
+  // SRE: `kubectl annotate sst/st sessiontrack.io/rollback-to=<bad revision>` restores it (an explicit choice).
+  const annotated = await cluster.cp.kubectl([
+    "annotate",
+    "-n",
+    namespace,
+    "sst/st",
+    `sessiontrack.io/rollback-to=${badRevision}`,
+  ]);
+  assert.equal(annotated.code, 0, annotated.stderr);
+  const restored = await waitFor("manual rollback", async () => {
+    const store = await getStore(admin, namespace, "st");
+    return store.status?.stableRevision === badRevision &&
+      store.metadata.annotations?.["sessiontrack.io/rollback-to"] === undefined
+      ? store
+      : undefined;
+  });
+  assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, NEW);
+  assert.equal(restored.status?.lastRollback?.restoredRevision, badRevision);
+  // …and back to the first revision, by its revision number.
+  const annotatedBack = await cluster.cp.kubectl([
+    "annotate",
+    "-n",
+    namespace,
+    "sst/st",
+    "sessiontrack.io/rollback-to=1",
+  ]);
+  assert.equal(annotatedBack.code, 0, annotatedBack.stderr);
+  await waitFor(
+    "rollback to revision 1",
+    async () => (await getStore(admin, namespace, "st")).status?.stableRevision === oldRevision,
+  );
+  assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
+  const rolled = await getStore(admin, namespace, "st");
+  assert.equal(condition(rolled, "RolledBack")?.reason, "ManualRollback");
+});
+
+test("the pause annotation holds a healthy canary; the abort patch stops the rollout", async (t) => {
+  const { admin } = cluster;
+  const { namespace, canaryMetrics, oldRevision } = await setUp(t, "abort", {
+    canary: { steps: [10, 100], interval: "1s" },
+  });
+  canaryMetrics.set(indexMetrics(400, 0, 8));
+  const paused = await cluster.cp.kubectl([
+    "patch",
+    "-n",
+    namespace,
+    "sst",
+    "st",
+    "--type",
+    "merge",
+    "-p",
+    '{"metadata":{"annotations":{"sessiontrack.io/rollout-paused":"true"}}}',
+  ]);
+  assert.equal(paused.code, 0, paused.stderr);
+  await startCanary(namespace);
+  await new Promise((r) => setTimeout(r, 2500));
+  const held = await getStore(admin, namespace, "st");
+  assert.equal(held.status?.canary?.weight, 10, "a paused canary does not advance past its interval");
+  const aborted = await cluster.cp.kubectl([
+    "patch",
+    "-n",
+    namespace,
+    "sst",
+    "st",
+    "--type",
+    "merge",
+    "-p",
+    '{"metadata":{"annotations":{"sessiontrack.io/abort-rollout":"true"}}}',
+  ]);
+  assert.equal(aborted.code, 0, aborted.stderr);
+  const done = await waitFor("abort", async () => {
+    const store = await getStore(admin, namespace, "st");
+    return condition(store, "RolledBack")?.reason === "Aborted" ? store : undefined;
+  });
+  assert.equal(done.status?.canary, undefined);
+  assert.equal(done.status?.stableRevision, oldRevision);
+  assert.equal((await deploymentImage(admin, namespace, "st-index-canary"))?.replicas, 0);
+  assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
+  assert.ok((await eventsFor(admin, namespace, "st")).some((event) => event.reason === "RolloutAborted"));
+});
+
+test("an operator restarted mid-rollout resumes the same canary and finishes it", async (t) => {
+  const { admin } = cluster;
+  const { namespace, operator, canaryMetrics } = await setUp(t, "restart", {
+    canary: { steps: [10, 50, 100], interval: "1s" },
+  });
+  canaryMetrics.set(indexMetrics(400, 0, 8));
+  const started = await startCanary(namespace);
+  await operator.close();
+  const stepBefore = (await getStore(admin, namespace, "st")).status?.canary?.step ?? 0;
+  assert.ok(stepBefore < 2);
+  const resumed = await startTestOperator(cluster, namespace);
+  t.after(() => resumed.close());
+  await waitFor(
+    "promotion after restart",
+    async () =>
+      (await getStore(admin, namespace, "st")).status?.stableRevision === started.status?.currentRevision,
+    20_000,
+  );
+  const starts = (await eventsFor(admin, namespace, "st")).filter(
+    (event) => event.reason === "RolloutStarted",
+  );
+  assert.equal(starts.length, 1, "the restarted operator continued the rollout instead of starting over");
+});
+
+export type { FakeMetricsEndpoint };
