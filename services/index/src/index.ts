@@ -1,2 +1,15 @@
-// Filled in by its issue; see README.md.
-export {};
+export { loadIndexConfig, type IndexConfig } from "./config.js";
+export { startIndexServer, type IndexServer } from "./server.js";
+export { createIndexBackend, type IndexBackendSettings } from "./backend-factory.js";
+export type {
+  BackendSearchResult,
+  BackendSessionHits,
+  EraseResult,
+  EraseSelector,
+  IndexBackend,
+  IndexDocument,
+  SearchQuery,
+} from "./backend.js";
+export { documentFromStoredEvent, labelToken, searchableText } from "./document.js";
+export { SqliteIndexBackend, type SqliteBackendOptions } from "./sqlite-backend.js";
+export { MeilisearchIndexBackend, type MeilisearchBackendOptions } from "./meili-backend.js";
