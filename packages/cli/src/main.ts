@@ -2,22 +2,44 @@ import { ConfigError, SessionTrackError } from "@sessiontrack/errors";
 
 import { UsageError } from "./args.js";
 import { runDev } from "./commands/dev.js";
+import { runErase } from "./commands/erase.js";
+import { runIndexRebuild } from "./commands/index-rebuild.js";
+import { runIndexServe } from "./commands/index-serve.js";
 import { runIngestServe } from "./commands/ingest-serve.js";
 import { runKeysGenerate } from "./commands/keys.js";
+import { runSearch } from "./commands/search.js";
+import { runSessionGet } from "./commands/session-get.js";
 import { runWalDump } from "./commands/wal-dump.js";
+import { RemoteCallError } from "./remote.js";
 
 const USAGE = `sessiontrack — session storage for AI bots
 
 Usage:
-  sessiontrack dev [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--exit-after-demo]
-      Start the embedded stack on local disk, run a demo bot against it, and keep serving.
-  sessiontrack ingest serve --data-dir DIR --tenants FILE [--listen HOST:PORT] [--metrics-listen HOST:PORT]
-                            [--capture-config FILE] [--max-batch-events N] [--max-batch-bytes N] [--log-level LEVEL]
-      Run the ingest gRPC service.
+  sessiontrack dev [--data-dir DIR] [--exit-after-demo]
+      Start the embedded stack (ingest + index + archive on local disk), run a demo bot
+      against it, show what was stored and searchable, and keep serving.
+  sessiontrack ingest serve --data-dir DIR --tenants FILE [--archive-url ADDR --index-url ADDR --service-key-file FILE]
+      Run the ingest gRPC service (and its shipper to archive and index).
+  sessiontrack index serve --tenants FILE --data-dir DIR
+      Run the index gRPC service (SQLite FTS5, or --backend meilisearch).
+  sessiontrack archive serve --tenants FILE --kek-dir DIR --data-dir DIR | --store s3 ...
+      Run the archive gRPC service (local directory, or S3/MinIO).
+  sessiontrack search "<query>" [--bot ID] [--user ID] [--model NAME] [--since T] [--until T] [--limit N] [--json]
+      Search the sessions of your tenant.
+  sessiontrack session get <session-id> [--from archive|index] [--json]
+      Print a session's transcript.
+  sessiontrack erase --user ID | --session ID
+      Erase an end user's sessions (or one session) everywhere and print the receipt.
+  sessiontrack index rebuild [--tenant NAME]
+      Restore the index from the archive.
   sessiontrack wal dump --data-dir DIR
       Print every event stored in an ingest write-ahead log as one NDJSON line.
   sessiontrack keys generate [--tenant NAME] [--roles ingest,read]
       Print a new API key and the tenants-file entry that grants it.
+
+Client commands reach the services at their default ports (ingest 7070, index 7071,
+archive 7072) unless --ingest-url/--index-url/--archive-url say otherwise, and present
+the API key from --api-key-file or SESSIONTRACK_API_KEY.
 
 Run any command with --help for its options.`;
 
@@ -26,6 +48,11 @@ type Command = (argv: readonly string[]) => Promise<number> | number;
 const COMMANDS: Record<string, Command> = {
   dev: runDev,
   "ingest serve": runIngestServe,
+  "index serve": runIndexServe,
+  "index rebuild": runIndexRebuild,
+  search: runSearch,
+  "session get": runSessionGet,
+  erase: runErase,
   "wal dump": runWalDump,
   "keys generate": runKeysGenerate,
 };
@@ -56,6 +83,10 @@ function reportFailure(err: unknown): number {
   if (err instanceof UsageError) {
     console.error(`sessiontrack: ${err.message}\n\n${err.usage}`);
     return 2;
+  }
+  if (err instanceof RemoteCallError) {
+    console.error(`sessiontrack: ${err.code}: ${err.message}`);
+    return 1;
   }
   if (err instanceof ConfigError) {
     console.error(`sessiontrack: configuration error: ${err.message}`);
