@@ -122,6 +122,40 @@ describe("sessiontrack Helm chart", () => {
     return answers.filter((answer): answer is string => answer !== undefined);
   }
 
+  /** `kubectl auth can-i --list` as a map "resource" -> "verb verb ..." (resource rules only). */
+  async function listRules(subject: string, namespace: string): Promise<Map<string, string>> {
+    const out = await kubectlOk(["auth", "can-i", "--list", "-n", namespace, `--as=${subject}`]);
+    const rules = new Map<string, string>();
+    for (const line of out.split("\n").slice(1)) {
+      const match = /^(\S+)\s+\[\]\s+\[[^\]]*\]\s+\[([^\]]*)\]\s*$/.exec(line);
+      if (match?.[1] !== undefined && match[2] !== undefined)
+        rules.set(match[1], match[2].split(" ").sort().join(" "));
+    }
+    return rules;
+  }
+
+  /**
+   * Everything the ServiceAccount may do in `namespace` beyond what any authenticated user
+   * may (a ServiceAccount with no bindings is the baseline): "and no more".
+   */
+  async function grantedBeyondBaseline(
+    serviceAccount: string,
+    namespace: string,
+  ): Promise<Map<string, string>> {
+    const [granted, baseline] = await Promise.all([
+      listRules(serviceAccount, namespace),
+      listRules("system:serviceaccount:default:no-bindings", namespace),
+    ]);
+    for (const [resource, verbs] of baseline) if (granted.get(resource) === verbs) granted.delete(resource);
+    return granted;
+  }
+
+  function expectedRules(withLeases: boolean): Map<string, string> {
+    const rules = new Map(NEEDED.map(({ resource, verbs }) => [resource, [...verbs].sort().join(" ")]));
+    if (withLeases) rules.set("leases.coordination.k8s.io", [...LEASE_VERBS].sort().join(" "));
+    return rules;
+  }
+
   function neededChecks(namespaceArgs: readonly string[]): string[][] {
     return NEEDED.flatMap(({ resource, verbs }) => verbs.map((verb) => [verb, resource, ...namespaceArgs]));
   }
@@ -228,6 +262,8 @@ describe("sessiontrack Helm chart", () => {
 
     const sa = "system:serviceaccount:sessiontrack-system:sessiontrack";
     await kubectlOk(["create", "namespace", "bots"]);
+    assert.deepEqual(await grantedBeyondBaseline(sa, "sessiontrack-system"), expectedRules(true));
+    assert.deepEqual(await grantedBeyondBaseline(sa, "bots"), expectedRules(false));
     const leases = LEASE_VERBS.map((verb) => [
       verb,
       "leases.coordination.k8s.io",
@@ -275,6 +311,13 @@ describe("sessiontrack Helm chart", () => {
     assert.notEqual(missing.code, 0, "no ClusterRole in namespaced mode");
 
     const sa = "system:serviceaccount:ops:st-team-a-sessiontrack";
+    assert.deepEqual(await grantedBeyondBaseline(sa, "team-a"), expectedRules(false));
+    // In its own namespace it may only hold the lease; elsewhere nothing at all.
+    assert.deepEqual(
+      await grantedBeyondBaseline(sa, "ops"),
+      new Map([["leases.coordination.k8s.io", [...LEASE_VERBS].sort().join(" ")]]),
+    );
+    assert.deepEqual(await grantedBeyondBaseline(sa, "bots"), new Map());
     const leases = LEASE_VERBS.map((verb) => [verb, "leases.coordination.k8s.io", "-n", "ops"]);
     assert.deepEqual(await canI(sa, [...neededChecks(["-n", "team-a"]), ...leases], "yes"), []);
     assert.deepEqual(
