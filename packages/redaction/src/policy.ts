@@ -29,7 +29,7 @@ export interface RedactionSettings {
   /** HMAC-SHA256 key for action hash; required (16+ characters) when any rule hashes. */
   hashSalt?: string | undefined;
   /** Per built-in detector: an action, or "off". Unlisted detectors mask. */
-  detectors?: Partial<Record<DetectorName, RedactionAction | "off">> | undefined;
+  detectors?: { [name in DetectorName]?: RedactionAction | "off" | undefined } | undefined;
   /** Custom rules, applied before the built-in detectors. */
   rules?: readonly CustomRuleSettings[] | undefined;
 }

@@ -22,6 +22,53 @@ const serviceKeySchema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/, "sha256 must be 64 lower-case hex characters (the SHA-256 of the key)"),
 });
+const redactionActionSchema = z.enum(["mask", "hash", "drop"], { error: "must be mask, hash or drop" });
+const detectorSettingSchema = z.enum(["mask", "hash", "drop", "off"], {
+  error: "must be mask, hash, drop or off",
+});
+// Privacy rules applied by ingest before anything is written (see packages/redaction).
+const redactionSchema = z
+  .object({
+    hashSalt: z.string().min(16, "hashSalt must be at least 16 characters").optional(),
+    detectors: z
+      .object({
+        email: detectorSettingSchema,
+        phone: detectorSettingSchema,
+        payment_card: detectorSettingSchema,
+        ip_address: detectorSettingSchema,
+        api_key: detectorSettingSchema,
+        jwt: detectorSettingSchema,
+        secret: detectorSettingSchema,
+      })
+      .partial()
+      .strict()
+      .optional(),
+    rules: z
+      .array(
+        z
+          .object({
+            name: z
+              .string()
+              .regex(
+                /^[a-z][a-z0-9_-]{0,62}$/,
+                "rule name must be 1-63 of a-z, 0-9, '_' or '-', starting with a letter",
+              ),
+            pattern: z.string().min(1, "pattern is required"),
+            flags: z
+              .string()
+              .regex(/^[imsu]*$/, 'flags must be some of "i", "m", "s", "u"')
+              .optional(),
+            action: redactionActionSchema.optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict();
+
+/** A tenant's redaction settings as the tenants file holds them. */
+export type TenantRedactionSettings = z.infer<typeof redactionSchema>;
+
 const fileSchema = z.object({
   // Keys of SessionTrack's own services (ingest's shipper, the CLI's index rebuild): they
   // may write and erase any tenant's data in the archive and the index, and nothing else.
@@ -33,6 +80,7 @@ const fileSchema = z.object({
           .string()
           .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "tenant name must be a DNS label (a-z, 0-9, '-')"),
         keys: z.array(keySchema).min(1, "a tenant needs at least one key"),
+        redaction: redactionSchema.optional(),
       }),
     )
     .min(1, "at least one tenant is required"),
@@ -42,6 +90,8 @@ const fileSchema = z.object({
 export interface TenantEntry {
   name: string;
   keys: Array<{ id: string; sha256: string; roles: Role[] }>;
+  /** Redaction settings; absent means every built-in detector masks. */
+  redaction?: TenantRedactionSettings;
 }
 
 /** A service key entry of a tenants file. */
@@ -115,6 +165,7 @@ export class TenantDirectory {
   private constructor(
     private readonly byHash: Map<string, Principal>,
     private readonly services: Map<string, ServicePrincipal>,
+    private readonly redaction: Map<string, TenantRedactionSettings>,
   ) {}
 
   /** Loads and validates a YAML or JSON tenants file; ConfigError names the file and entry. */
@@ -145,6 +196,7 @@ export class TenantDirectory {
     const byHash = new Map<string, Principal>();
     const seenIds = new Set<string>();
     const seenTenants = new Set<string>();
+    const redaction = new Map<string, TenantRedactionSettings>();
     parsed.data.tenants.forEach((tenant, tenantIndex) => {
       if (seenTenants.has(tenant.name)) {
         throw new ConfigError(
@@ -152,6 +204,17 @@ export class TenantDirectory {
         );
       }
       seenTenants.add(tenant.name);
+      (tenant.redaction?.rules ?? []).forEach((rule, ruleIndex) => {
+        try {
+          new RegExp(rule.pattern, rule.flags ?? "");
+        } catch (error) {
+          throw new ConfigError(
+            `tenants file ${path}: tenants.${tenantIndex}.redaction.rules.${ruleIndex}.pattern of tenant "${tenant.name}", rule "${rule.name}", is not a valid regular expression (${(error as Error).message})`,
+            { cause: error },
+          );
+        }
+      });
+      redaction.set(tenant.name, tenant.redaction ?? {});
       tenant.keys.forEach((key, keyIndex) => {
         const where = `tenants.${tenantIndex}.keys.${keyIndex}`;
         if (seenIds.has(key.id))
@@ -172,7 +235,17 @@ export class TenantDirectory {
       seenIds.add(key.id);
       services.set(key.sha256, { service: key.id });
     });
-    return new TenantDirectory(byHash, services);
+    return new TenantDirectory(byHash, services, redaction);
+  }
+
+  /** The configured tenants' names. */
+  tenantNames(): string[] {
+    return [...this.redaction.keys()];
+  }
+
+  /** A tenant's redaction settings ({} — every built-in detector masks — when none are set). */
+  redactionSettings(tenant: string): TenantRedactionSettings {
+    return this.redaction.get(tenant) ?? {};
   }
 
   /** Whether a tenant of that name is configured. */

@@ -15,6 +15,7 @@ import type { CaptureConfigSource } from "./capture-config.js";
 import { decodeBatchEnvelope, decodeEvent, type RawBatch } from "./decode.js";
 import { encodeStoredEvent } from "./stored-event.js";
 import type { IngestMetrics } from "./metrics.js";
+import type { RedactorFor } from "./redaction.js";
 import { validateEvent } from "./validate.js";
 
 /** Size limits a batch must respect. */
@@ -32,6 +33,8 @@ export interface IngestServiceDeps {
   limits: BatchLimits;
   metrics: IngestMetrics;
   logger: Logger;
+  /** The tenant's privacy rules, applied to every event before it is written. */
+  redactorFor: RedactorFor;
 }
 
 /** A Stream keeps at most this many batches in flight before it stops reading. */
@@ -114,6 +117,7 @@ export class IngestService {
     }
     const receivedAt = new Date();
     const now = receivedAt.getTime();
+    const redactor = this.deps.redactorFor(principal.tenant);
     const records: WalRecordInput[] = batch.events.map((bytes, index) => {
       if (bytes.length > limits.maxEventBytes) {
         throw new InvalidEventError(`event is ${bytes.length} bytes; the limit is ${limits.maxEventBytes}`, {
@@ -122,7 +126,9 @@ export class IngestService {
       }
       const event = decodeEvent(bytes, index);
       validateEvent(event, index, now);
-      // Redaction (privacy rules per tenant) plugs in here, before anything is written.
+      // Privacy rules per tenant, before anything is written: events the byte prefilter
+      // clears keep their bytes; the others are redacted and re-encoded.
+      const redacted = redactor.redactEncoded(bytes, event);
       return {
         key: `${principal.tenant}/${event.eventId}`,
         data: encodeStoredEvent(
@@ -132,9 +138,9 @@ export class IngestService {
             sessionId: event.sessionId,
             seq: event.seq,
             receivedAt,
-            redactions: [],
+            redactions: redacted.redactions,
           },
-          bytes,
+          redacted.event,
         ),
       };
     });

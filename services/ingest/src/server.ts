@@ -16,6 +16,7 @@ import type { IngestConfig } from "./config.js";
 import { IngestService, RawIngestServiceDefinition } from "./ingest-service.js";
 import { IngestMetrics, ShipperMetrics } from "./metrics.js";
 import { PrivacyService } from "./privacy-service.js";
+import { loadTenantRedactors } from "./redaction.js";
 import { Shipper } from "./shipper.js";
 import { createSinkClients, sinkTransports, type SinkClients } from "./shipper-sinks.js";
 
@@ -43,6 +44,7 @@ export function walDirectory(dataDir: string): string {
  */
 export async function startIngestServer(config: IngestConfig, logger: Logger): Promise<IngestServer> {
   const tenants = TenantDirectory.load(config.tenantsFile);
+  const redactorFor = loadTenantRedactors(tenants);
   const captureConfig = new CaptureConfigSource(
     config.captureConfigFile,
     logger.child({ component: "capture-config" }),
@@ -88,6 +90,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     limits: config,
     metrics,
     logger: logger.child({ component: "ingest-service" }),
+    redactorFor,
   });
   let draining = false;
   let grpcServer;
