@@ -421,6 +421,11 @@ export class MeilisearchIndexBackend implements IndexBackend {
     }
   }
 
+  /** Deletes the whole index (tests and rebuilds), waiting for the task. */
+  async deleteIndex(): Promise<void> {
+    await this.waitFor("delete index", this.meiliIndex.delete());
+  }
+
   close(): Promise<void> {
     if (this.pruneTimer !== undefined) clearInterval(this.pruneTimer);
     return Promise.resolve();
