@@ -3,7 +3,7 @@
 # helm, k6) into a cache outside the repo, keyed by name and the hash of the pinning
 # go.mod/go.sum, so a second run costs nothing. Each tool is a folder tools/<name>/ with
 # a go.mod that pins the module (and any replacements) and a `package` line naming what
-# to build in tools/<name>/build.env (PKG=module/path/cmd/name).
+# to build in tools/<name>/build.env (PKG=module/path/cmd/name; optional LDFLAGS="-X ...").
 # Usage: tools/build.sh [name...]   (no names: every tool)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,13 +34,16 @@ fi
 mkdir -p "$CACHE/bin"
 for dir in "${tool_dirs[@]}"; do
   name="$(basename "$dir")"
+  PKG="" LDFLAGS=""
   # shellcheck disable=SC1091
   source "$dir/build.env"
-  key="$(cat "$dir/go.mod" "$dir/go.sum" 2>/dev/null | sha256sum | cut -c1-16)"
+  # LDFLAGS (optional: version stamps a plain `go build` leaves empty) joins the key only when
+  # set, so tools without it keep the key they always had.
+  key="$( (cat "$dir/go.mod" "$dir/go.sum" 2>/dev/null; [ -z "$LDFLAGS" ] || echo "$LDFLAGS") | sha256sum | cut -c1-16)"
   out="$CACHE/$name-$key"
   if [ ! -x "$out/$name" ]; then
     echo "tools: building $name ($PKG)"
-    (cd "$dir" && GOFLAGS=-mod=readonly go build -trimpath -o "$out/$name" "$PKG")
+    (cd "$dir" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "$LDFLAGS" -o "$out/$name" "$PKG")
   fi
   ln -sfn "$out/$name" "$CACHE/bin/$name"
   echo "tools: $name -> $CACHE/bin/$name"

@@ -8,3 +8,10 @@ export { freePort, runCommand } from "./process.js";
 export type { CommandResult, RunCommandOptions } from "./process.js";
 export { startMinio } from "./minio.js";
 export type { MinioServer, StartMinioOptions } from "./minio.js";
+export { startControlPlane } from "./control-plane.js";
+export type {
+  ControlPlane,
+  ControlPlaneUser,
+  StartControlPlaneOptions,
+  ToolRunOptions,
+} from "./control-plane.js";
