@@ -1,9 +1,12 @@
 // The Helm chart: lint and template are clean, it installs onto a real kube-apiserver, and
 // the operator's RBAC allows exactly what it needs, cluster-wide or in one namespace.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { TestContext } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 import { startControlPlane } from "@sessiontrack/testkit";
@@ -13,6 +16,7 @@ import { parseAllDocuments } from "yaml";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CHART = join(REPO, "charts", "sessiontrack");
 const CRD_FILE = "sessionstores.sessiontrack.io.yaml";
+const OPERATOR_BIN = join(REPO, "operator", "bin", "sessiontrack-operator.js");
 
 /** What the operator may do, as `kubectl auth can-i` resources (resource.group). */
 const NEEDED: ReadonlyArray<{ resource: string; verbs: readonly string[] }> = [
@@ -156,6 +160,82 @@ describe("sessiontrack Helm chart", () => {
     return rules;
   }
 
+  /**
+   * Runs the real operator (operator/bin) with nothing but the chart's ServiceAccount token,
+   * applies the minimal example into `storeNamespace` and waits for it to be reconciled:
+   * owned objects created, status written, lease taken, and no permission error logged.
+   */
+  async function operatorReconcilesAs(
+    t: TestContext,
+    options: {
+      releaseNamespace: string;
+      serviceAccount: string;
+      storeNamespace: string;
+      watchNamespace?: string;
+    },
+  ): Promise<void> {
+    const kubeconfig = await cp.serviceAccountKubeconfig(options.releaseNamespace, options.serviceAccount);
+    const operator = spawn(
+      process.execPath,
+      [
+        OPERATOR_BIN,
+        "--kubeconfig",
+        kubeconfig,
+        ...(options.watchNamespace === undefined ? [] : ["--namespace", options.watchNamespace]),
+        "--lease-namespace",
+        options.releaseNamespace,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--identity",
+        "helm-test",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let log = "";
+    operator.stdout.on("data", (chunk: Buffer) => (log += chunk.toString("utf8")));
+    operator.stderr.on("data", (chunk: Buffer) => (log += chunk.toString("utf8")));
+    const exited = new Promise((resolve) => operator.once("exit", resolve));
+    t.after(async () => {
+      operator.kill("SIGTERM");
+      await exited;
+    });
+
+    for (const file of ["tenants-secret.yaml", "sessionstore-minimal.yaml"]) {
+      await kubectlOk(["apply", "-n", options.storeNamespace, "-f", join(REPO, "examples", file)]);
+    }
+    // Generous functional deadline: the operator reconciles within 2 s on an idle machine.
+    const deadline = Date.now() + 30_000;
+    let observed = "";
+    while (Date.now() < deadline) {
+      const status = await cp.kubectl([
+        "get",
+        "sst",
+        "sessiontrack",
+        "-n",
+        options.storeNamespace,
+        "-o",
+        "jsonpath={.status.observedGeneration}",
+      ]);
+      observed = status.stdout.trim();
+      if (observed === "1") break;
+      await sleep(250);
+    }
+    assert.equal(observed, "1", `the operator did not reconcile in 30 s; its log:\n${log}`);
+    const owned = await kubectlOk([
+      "get",
+      "statefulsets,deployments,controllerrevisions",
+      "-n",
+      options.storeNamespace,
+      "-o",
+      "name",
+    ]);
+    assert.match(owned, /statefulset\.apps\/sessiontrack-ingest/);
+    assert.match(owned, /deployment\.apps\/sessiontrack-index/);
+    assert.match(owned, /controllerrevision\.apps\//);
+    assert.match(await kubectlOk(["get", "lease", "-n", options.releaseNamespace, "-o", "name"]), /lease/);
+    assert.doesNotMatch(log, /forbidden|\b403\b/i, `permission errors in the operator's log:\n${log}`);
+  }
+
   function neededChecks(namespaceArgs: readonly string[]): string[][] {
     return NEEDED.flatMap(({ resource, verbs }) => verbs.map((verb) => [verb, resource, ...namespaceArgs]));
   }
@@ -201,7 +281,9 @@ describe("sessiontrack Helm chart", () => {
       deployment?.["spec"] as { template: { spec: { containers: Array<Record<string, unknown>> } } }
     ).template.spec.containers[0];
     assert.equal(container?.["image"], "ghcr.io/sessiontrack/sessiontrack:0.1.0");
+    assert.deepEqual(container?.["command"], ["sessiontrack-operator"]);
     const args = container?.["args"] as string[];
+    assert.ok(args.includes("--in-cluster=true"));
     assert.ok(args.includes("--leader-election=true"));
     assert.ok(args.includes("--lease-namespace=sessiontrack-system"));
     assert.ok(!args.some((arg) => arg.startsWith("--namespace=")), "cluster-wide: no --namespace");
@@ -288,7 +370,16 @@ describe("sessiontrack Helm chart", () => {
     );
   });
 
-  test("helm install with watchNamespace confines the operator to that namespace", async () => {
+  test("the real operator, with only the chart's ServiceAccount token, reconciles a SessionStore (cluster-wide)", async (t) => {
+    await kubectlOk(["create", "namespace", "shop"]);
+    await operatorReconcilesAs(t, {
+      releaseNamespace: "sessiontrack-system",
+      serviceAccount: "sessiontrack",
+      storeNamespace: "shop",
+    });
+  });
+
+  test("helm install with watchNamespace confines the operator to that namespace", async (t) => {
     await kubectlOk(["create", "namespace", "team-a"]);
     await helmOk([
       "install",
@@ -337,5 +428,12 @@ describe("sessiontrack Helm chart", () => {
       ),
       [],
     );
+
+    await operatorReconcilesAs(t, {
+      releaseNamespace: "ops",
+      serviceAccount: "st-team-a-sessiontrack",
+      storeNamespace: "team-a",
+      watchNamespace: "team-a",
+    });
   });
 });
