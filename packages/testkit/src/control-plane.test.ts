@@ -120,6 +120,46 @@ test("startControlPlane: a real kube-apiserver + etcd with RBAC", async (t) => {
     assert.match(denied.stderr, /Forbidden/);
   });
 
+  await t.test("no controllers run: a Deployment keeps the status a test patches in", async () => {
+    const deployment = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "ingest", namespace: "tenant-a" },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: "ingest" } },
+        template: {
+          metadata: { labels: { app: "ingest" } },
+          spec: { containers: [{ name: "ingest", image: "sessiontrack/ingest:test" }] },
+        },
+      },
+    };
+    const created = await cp.kubectl(["apply", "-f", "-"], { input: JSON.stringify(deployment) });
+    assert.equal(created.code, 0, created.stderr);
+    const patched = await cp.kubectl([
+      "patch",
+      "deployment",
+      "ingest",
+      "-n",
+      "tenant-a",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { replicas: 2, readyReplicas: 2, observedGeneration: 1 } }),
+    ]);
+    assert.equal(patched.code, 0, patched.stderr);
+    const got = await cp.kubectl([
+      "get",
+      "deployment",
+      "ingest",
+      "-n",
+      "tenant-a",
+      "-o",
+      "jsonpath={.status.readyReplicas}",
+    ]);
+    assert.equal(got.stdout, "2");
+  });
+
   await t.test("kubectl and the server report the pinned Kubernetes version", async () => {
     const version = await cp.kubectl(["version", "-o", "json"]);
     assert.equal(version.code, 0, version.stderr);

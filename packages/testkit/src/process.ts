@@ -13,13 +13,25 @@ const liveChildren = new Set<ChildProcess>();
 const ownedDirs = new Set<string>();
 let exitHookInstalled = false;
 
+function cleanUpNow(): void {
+  for (const child of liveChildren) child.kill("SIGKILL");
+  for (const dir of ownedDirs) rmSync(dir, { recursive: true, force: true });
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const child of liveChildren) child.kill("SIGKILL");
-    for (const dir of ownedDirs) rmSync(dir, { recursive: true, force: true });
-  });
+  process.on("exit", cleanUpNow);
+  // A signal (Ctrl-C, the test runner's timeout) skips "exit": clean up, then let the
+  // signal do what it would have done had we not listened.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const onSignal = (): void => {
+      cleanUpNow();
+      process.removeListener(signal, onSignal);
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
 }
 
 /** A fresh temp dir that is removed when the process exits (or earlier by {@link removeDir}). */
