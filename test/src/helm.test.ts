@@ -266,6 +266,24 @@ describe("sessiontrack Helm chart", () => {
     }
   });
 
+  test("helm package ships the CRD: templating the packaged chart with --include-crds yields it", async () => {
+    const out = join(cp.dir, "packaged");
+    await helmOk(["package", CHART, "--destination", out]);
+    const rendered = await helmOk([
+      "template",
+      "sessiontrack",
+      join(out, "sessiontrack-0.1.0.tgz"),
+      "--include-crds",
+    ]);
+    const crds = parseAllDocuments(rendered)
+      .map((document) => document.toJS() as Manifest | null)
+      .filter((manifest): manifest is Manifest => manifest?.kind === "CustomResourceDefinition");
+    assert.deepEqual(
+      crds.map((crd) => crd.metadata.name),
+      ["sessionstores.sessiontrack.io"],
+    );
+  });
+
   test("helm template renders the operator, its ServiceAccount and RBAC", async () => {
     const clusterWide = await render();
     assert.deepEqual(clusterWide.map((m) => `${m.kind}/${m.metadata.name}`).sort(), [
