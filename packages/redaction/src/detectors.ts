@@ -115,15 +115,31 @@ const FILE_EXTENSIONS = new Set([
 const EMAIL =
   /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![A-Za-z0-9-]|\.[A-Za-z0-9])/g;
 
+const EMAIL_AT = new RegExp(EMAIL.source, "y");
+const LOCAL_CHAR = /[A-Za-z0-9._%+-]/;
+const MAX_LOCAL = 64;
+
 const email: Detector = {
   name: "email",
+  // Anchored on each '@' rather than trying the regex at every position of the text.
   find(text) {
-    if (!text.includes("@")) return [];
-    return scan(EMAIL, text, (match) => {
-      if (FILE_EXTENSIONS.has(match[1]!.toLowerCase())) return null;
-      if (match[0].includes("..")) return null;
-      return { start: match.index, end: match.index + match[0].length, value: match[0].toLowerCase() };
-    });
+    const out: Match[] = [];
+    let searchFrom = 0;
+    for (let at = text.indexOf("@"); at !== -1; at = text.indexOf("@", Math.max(at + 1, searchFrom))) {
+      let start = at;
+      while (start > 0 && at - start < MAX_LOCAL && LOCAL_CHAR.test(text[start - 1]!)) start -= 1;
+      for (let from = start; from < at; from += 1) {
+        EMAIL_AT.lastIndex = from;
+        const match = EMAIL_AT.exec(text);
+        if (match === null) continue;
+        if (!FILE_EXTENSIONS.has(match[1]!.toLowerCase()) && !match[0].includes("..")) {
+          out.push({ start: from, end: from + match[0].length, value: match[0].toLowerCase() });
+          searchFrom = from + match[0].length;
+        }
+        break;
+      }
+    }
+    return out;
   },
 };
 

@@ -16,6 +16,7 @@ import {
   streamAtFixedRate,
   streamAtMaxRate,
 } from "./ingest-load.js";
+import { runRedactionBench } from "./redaction.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10);
@@ -143,6 +144,11 @@ async function main(): Promise<void> {
     const captureUs = await measureCaptureCost(ingest.address, home.apiKey, join(home.root, "spool"));
     results["sdk.capture_us_p50"] = round(percentile(captureUs, 50), 3);
     results["sdk.capture_us_p99"] = round(percentile(captureUs, 99), 3);
+
+    Object.assign(
+      results,
+      await runRedactionBench({ seconds: SECONDS, ingest: { address: ingest.address, apiKey: home.apiKey } }),
+    );
   } finally {
     await ingest.stop("SIGTERM");
     home.remove();
@@ -170,6 +176,7 @@ async function main(): Promise<void> {
     "ingest.ack_p99_ms": "<= 20",
     "ingest.ack_p99_server_ms_le": "<= 20",
     "sdk.capture_us_p50": "<= 5",
+    "ingest.redacted_events_per_s": ">= 100000",
   };
   console.log("\nfigure                          value        target");
   for (const [name, value] of Object.entries(results)) {
