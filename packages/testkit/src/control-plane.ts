@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { writeKubeconfig } from "./kubeconfig.js";
 import {
   ServerProcess,
-  freePort,
+  freePorts,
   httpStatus,
   httpsGet,
   makeTempDir,
@@ -103,11 +103,7 @@ export async function startControlPlane(options: StartControlPlaneOptions = {}):
   const dir = makeTempDir("kube");
   const home = join(dir, "home");
   mkdirSync(home);
-  const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
+  const [etcdClientPort, etcdPeerPort, apiserverPort] = await freePorts(3);
   const etcdEndpoint = `http://127.0.0.1:${etcdClientPort}`;
   const etcdPeer = `http://127.0.0.1:${etcdPeerPort}`;
   const server = `https://127.0.0.1:${apiserverPort}`;

@@ -4,7 +4,7 @@
  */
 export { ToolMissingError, toolPath, toolsCacheDir } from "./tools.js";
 export type { ToolName } from "./tools.js";
-export { freePort, runCommand } from "./process.js";
+export { freePort, freePorts, runCommand } from "./process.js";
 export type { CommandResult, RunCommandOptions } from "./process.js";
 export { startMinio } from "./minio.js";
 export type { MinioServer, StartMinioOptions } from "./minio.js";

@@ -67,7 +67,8 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Minio
 
   const start = async (): Promise<void> => {
     if (process_?.running === true) return;
-    const consolePort = await freePort();
+    let consolePort = await freePort();
+    while (consolePort === port) consolePort = await freePort();
     const server = ServerProcess.start({
       name: "minio",
       command: binary,

@@ -64,6 +64,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** `count` distinct free ports (asked one after another, so the OS cannot hand one out twice). */
+export async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
 export interface ServerProcessOptions {
   /** Name used in errors, e.g. "minio". */
   name: string;
