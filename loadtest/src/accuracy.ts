@@ -27,17 +27,19 @@ export interface CaptureAccuracy {
   attempted: number;
   /** Distinct ids ingest acknowledged to the SDK. */
   acked: number;
-  /** Of those, how many the WAL holds. */
+  /** Of those, how many the WAL holds (segments every sink confirmed may be gone). */
   ackedInWal: number;
+  /** Of those, how many the WAL or a sink holds: the events SessionTrack kept. */
+  ackedStored: number;
   /** SDK drop/reject counters (each reported, never silent). */
   dropped: number;
   rejected: number;
   /** Still unacknowledged after the final flush (in memory or in the spool). */
   pending: number;
   walDamagedFrames: number;
-  /** ackedInWal / acked (must be 1). */
+  /** ackedStored / acked (must be 1). */
   ofAcked: number;
-  /** ackedInWal / attempted (must be >= 0.999). */
+  /** ackedStored / attempted (must be >= 0.999). */
   ofAttempted: number;
   /** Stores beyond the WAL that were checked, by name, with the acked ids they hold. */
   sinks: Record<string, { held: number; ofAcked: number } | { notMeasured: string }>;
@@ -51,20 +53,38 @@ export function accuracyOf(options: {
   dropped: number;
   rejected: number;
   pending: number;
+  /** Acked ids each sink holds, by sink name; undefined = that sink was not measured (reason). */
+  sinks: Record<string, ReadonlySet<string> | string>;
 }): CaptureAccuracy {
   let inWal = 0;
-  for (const id of options.ackedIds) if (options.wal.ids.has(id)) inWal += 1;
+  let stored = 0;
+  const sinkSets = Object.values(options.sinks).filter(
+    (v): v is ReadonlySet<string> => typeof v !== "string",
+  );
+  for (const id of options.ackedIds) {
+    const wal = options.wal.ids.has(id);
+    if (wal) inWal += 1;
+    if (wal || sinkSets.some((set) => set.has(id))) stored += 1;
+  }
   const acked = options.ackedIds.length;
+  const sinks: CaptureAccuracy["sinks"] = {};
+  for (const [name, held] of Object.entries(options.sinks)) {
+    sinks[name] =
+      typeof held === "string"
+        ? { notMeasured: held }
+        : { held: held.size, ofAcked: acked === 0 ? 0 : held.size / acked };
+  }
   return {
     attempted: options.attempted,
     acked,
     ackedInWal: inWal,
+    ackedStored: stored,
     dropped: options.dropped,
     rejected: options.rejected,
     pending: options.pending,
     walDamagedFrames: options.wal.damaged,
-    ofAcked: acked === 0 ? 0 : inWal / acked,
-    ofAttempted: options.attempted === 0 ? 0 : inWal / options.attempted,
-    sinks: {},
+    ofAcked: acked === 0 ? 0 : stored / acked,
+    ofAttempted: options.attempted === 0 ? 0 : stored / options.attempted,
+    sinks,
   };
 }

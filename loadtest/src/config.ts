@@ -19,6 +19,8 @@ export interface LoadProfile {
   ingestAppendRate: number;
   /** Extra ack delay the slow-ingest mode injects, ms. */
   slowAckMs: number;
+  /** Events timed from ack to searchable (one at a time), when the index runs. */
+  freshnessProbes: number;
 }
 
 export const PROFILES: Readonly<Record<"short" | "full", LoadProfile>> = Object.freeze({
@@ -33,6 +35,7 @@ export const PROFILES: Readonly<Record<"short" | "full", LoadProfile>> = Object.
     ingestStreamRate: 4,
     ingestAppendRate: 10,
     slowAckMs: 200,
+    freshnessProbes: 20,
   },
   full: {
     name: "full",
@@ -44,6 +47,7 @@ export const PROFILES: Readonly<Record<"short" | "full", LoadProfile>> = Object.
     ingestStreamRate: 8,
     ingestAppendRate: 20,
     slowAckMs: 200,
+    freshnessProbes: 100,
   },
 });
 

@@ -1,6 +1,6 @@
 // The load test: starts the real stack and both bots, runs the k6 phases, checks the budget.
 import { PROTO_DIR } from "@sessiontrack/runtime";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,8 +17,10 @@ import {
   Sampler,
   type OverheadResult,
 } from "./measure.js";
+import { IndexReader, indexHolds, measureFreshness, percentile } from "./sinks.js";
 import {
   BOT_MAIN,
+  cliHasServe,
   createStackHome,
   freePort,
   SESSIONTRACK_BIN,
@@ -61,7 +63,9 @@ export interface LoadTestOutcome {
     k6ExitCode: number;
     eventsAcked: number;
   };
-  freshness: { measured: false; reason: string } | { measured: true; p50Ms: number; p95Ms: number };
+  freshness:
+    | { measured: false; reason: string }
+    | { measured: true; p50Ms: number; p95Ms: number; probes: number; timedOut: number };
   accuracy: CaptureAccuracy;
   sdk: BotStats["sdk"];
   violations: string[];
@@ -98,6 +102,38 @@ export async function runLoadTest(options: {
     const home: StackHome = createStackHome(join(workDir, "home"));
     const dataDir = join(workDir, "ingest-data");
     const ingestPort = await freePort();
+
+    // The index (SQLite FTS5, the embedded default) when this checkout's CLI can serve it.
+    let index: ServedProcess | undefined;
+    const sinkArgs: string[] = [];
+    if (cliHasServe("index")) {
+      index = await spawnServed(
+        "index",
+        [
+          SESSIONTRACK_BIN,
+          "index",
+          "serve",
+          "--tenants",
+          home.tenantsFile,
+          "--data-dir",
+          join(workDir, "index-data"),
+          "--listen",
+          "127.0.0.1:0",
+          "--metrics-listen",
+          "127.0.0.1:0",
+        ],
+        /^index serving$/,
+        join(logs, "index.log"),
+      );
+      processes.push(index);
+      sinkArgs.push("--index-url", index.address);
+      log(`loadtest: index at ${index.address}`);
+    }
+    if (sinkArgs.length > 0) {
+      const serviceKeyFile = join(home.root, "service.key");
+      writeFileSync(serviceKeyFile, `${home.serviceKey}\n`, { mode: 0o600 });
+      sinkArgs.push("--service-key-file", serviceKeyFile);
+    }
     const startIngest = async (): Promise<ServedProcess> =>
       spawnServed(
         "ingest",
@@ -117,6 +153,7 @@ export async function runLoadTest(options: {
           "127.0.0.1:0",
           "--log-level",
           "info",
+          ...sinkArgs,
         ],
         /^ingest serving$/,
         join(logs, "ingest.log"),
@@ -257,6 +294,18 @@ export async function runLoadTest(options: {
     const endIngest = sampler.phase("ingest_grpc");
     const eventsBefore = (await ingestEventsTotal(ingestMetrics)) ?? 0;
     const ingestStarted = Date.now();
+    const reader = index === undefined ? undefined : new IndexReader(index.address, home.apiKey);
+    const freshnessRun =
+      reader === undefined
+        ? undefined
+        : measureFreshness({
+            ingest: ingest.address,
+            apiKey: home.apiKey,
+            spoolDir: join(workDir, "probe-spool"),
+            reader,
+            probes: profile.freshnessProbes,
+            timeoutMs: 10_000,
+          });
     const ingestRun = await runK6({
       k6Path,
       script: "ingest.js",
@@ -272,6 +321,7 @@ export async function runLoadTest(options: {
       },
     });
     const ingestSeconds = (Date.now() - ingestStarted) / 1000;
+    const freshness = await freshnessRun;
     const eventsAfter = (await ingestEventsTotal(ingestMetrics)) ?? eventsBefore;
     endIngest();
     k6["ingest"] = ingestRun;
@@ -281,6 +331,13 @@ export async function runLoadTest(options: {
     const finalFlush = await drain();
     const finalOn = await botStats(onUrl);
     const ackedIds = (await (await fetch(`${onUrl}/acked-ids`)).text()).split("\n").filter((id) => id !== "");
+    const sessionIds = (await (await fetch(`${onUrl}/sessions`)).text())
+      .split("\n")
+      .filter((id) => id !== "");
+    // The shipper delivers asynchronously: give the index a while to catch up.
+    const indexHeld =
+      reader === undefined ? undefined : await indexHolds(reader, sessionIds, new Set(ackedIds), 60_000);
+    reader?.close();
     sampler.stop();
     await ingest.stop("SIGTERM");
     ingestMetrics = undefined;
@@ -293,9 +350,11 @@ export async function runLoadTest(options: {
       dropped: sdk?.dropped ?? 0,
       rejected: sdk?.rejected ?? 0,
       pending: (sdk?.queueDepth ?? 0) + (sdk?.inFlight ?? 0) + (finalFlush.complete ? 0 : 1),
+      sinks: {
+        index: indexHeld ?? "this checkout's CLI has no `sessiontrack index serve`",
+        archive: "the archive service is not wired into this stack yet",
+      },
     });
-    accuracy.sinks["archive"] = { notMeasured: "services/archive is not wired into this stack yet" };
-    accuracy.sinks["index"] = { notMeasured: "services/index is not wired into this stack yet" };
 
     const ingestFigures = {
       eventsPerS: Math.round((eventsAfter - eventsBefore) / ingestSeconds),
@@ -307,6 +366,11 @@ export async function runLoadTest(options: {
     };
 
     const violations = budgetViolations(overhead, degraded, ingestFigures, accuracy);
+    if (freshness !== undefined && freshness.timedOut > 0) {
+      violations.push(
+        `freshness: ${freshness.timedOut} acknowledged probe events were not searchable within 10 s`,
+      );
+    }
     return {
       profile: profile.name,
       startedAt: new Date(started).toISOString(),
@@ -316,7 +380,16 @@ export async function runLoadTest(options: {
       overhead,
       degraded,
       ingest: ingestFigures,
-      freshness: { measured: false, reason: "the index service is not part of this stack yet" },
+      freshness:
+        freshness === undefined
+          ? { measured: false, reason: "this checkout's CLI has no `sessiontrack index serve`" }
+          : {
+              measured: true,
+              p50Ms: percentile(freshness.samplesMs, 50),
+              p95Ms: percentile(freshness.samplesMs, 95),
+              probes: freshness.samplesMs.length + freshness.timedOut,
+              timedOut: freshness.timedOut,
+            },
       accuracy,
       sdk,
       violations,
@@ -372,6 +445,11 @@ export function budgetViolations(
     out.push(
       `capture accuracy: ${(accuracy.ofAttempted * 100).toFixed(3)}% of attempted events stored (need >= 99.9%)`,
     );
+  }
+  for (const [name, sink] of Object.entries(accuracy.sinks)) {
+    if ("held" in sink && sink.ofAcked < 1) {
+      out.push(`capture accuracy: ${name} holds ${sink.held} of ${accuracy.acked} acknowledged events`);
+    }
   }
   if (accuracy.walDamagedFrames > 0)
     out.push(`WAL: ${accuracy.walDamagedFrames} frames failed their checksum`);

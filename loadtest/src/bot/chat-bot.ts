@@ -113,6 +113,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 export class ChatBot {
   private readonly sessions = new Map<string, OpenSession>();
   private readonly ackedIds = new Set<string>();
+  /** Every session id this bot captured, for reading the sessions back from the index. */
+  private readonly capturedSessions = new Set<string>();
   private readonly startedAt = Date.now();
   private requests = 0;
   private errors = 0;
@@ -211,6 +213,7 @@ export class ChatBot {
         if (oldest.done !== true) this.sessions.delete(oldest.value);
       }
       const capture = this.client?.session(request.sessionId, { userId: request.userId });
+      if (capture !== undefined) this.capturedSessions.add(request.sessionId);
       session = { history: [], model: "gpt-4o-mini", capture };
       this.sessions.set(request.sessionId, session);
       capture?.start({ channel: "web", locale: "en-GB" });
@@ -225,7 +228,7 @@ export class ChatBot {
     return { ...this.stats(), flush };
   }
 
-  /** The HTTP server: POST /chat, GET /stats, POST /flush, GET /acked-ids, GET /healthz. */
+  /** The HTTP server: POST /chat, GET /stats, POST /flush, GET /acked-ids, GET /sessions, GET /healthz. */
   createServer(): Server {
     return createServer((req, res) => {
       void this.route(req, res);
@@ -255,6 +258,9 @@ export class ChatBot {
       if (req.method === "GET" && path === "/stats") return send(res, 200, this.stats());
       if (req.method === "GET" && path === "/healthz") return send(res, 200, "ok\n");
       if (req.method === "POST" && path === "/flush") return send(res, 200, await this.flush(30_000));
+      if (req.method === "GET" && path === "/sessions") {
+        return send(res, 200, [...this.capturedSessions].join("\n"));
+      }
       if (req.method === "GET" && path === "/acked-ids") {
         return send(res, 200, [...this.ackedIds].join("\n"));
       }

@@ -23,9 +23,23 @@ const { values } = parseArgs({
     listen: { type: "string", default: "127.0.0.1:0" },
     "bot-id": { type: "string", default: "reference-bot" },
     "spool-dir": { type: "string" },
+    // SDK settings, to study what capture costs under each (defaults: the SDK's own).
+    "flush-interval-ms": { type: "string" },
+    "batch-max-events": { type: "string" },
+    "max-in-flight-batches": { type: "string" },
   },
   strict: true,
 });
+
+/** An optional numeric SDK option from its flag. */
+function sdkNumber(flag: keyof typeof values, option: string): Record<string, number> {
+  const raw = values[flag];
+  if (raw === undefined) return {};
+  const value = Number(raw);
+  if (typeof raw !== "string" || !Number.isFinite(value) || value <= 0)
+    fail(`--${flag} must be a positive number`);
+  return { [option]: value };
+}
 
 if (values.capture !== "on" && values.capture !== "off") fail("--capture must be on or off");
 let client: SessionTrackClient | undefined;
@@ -45,6 +59,9 @@ if (values.capture === "on") {
     apiKey,
     botId: values["bot-id"],
     ...(values["spool-dir"] === undefined ? {} : { spoolDir: values["spool-dir"] }),
+    ...sdkNumber("flush-interval-ms", "flushIntervalMs"),
+    ...sdkNumber("batch-max-events", "batchMaxEvents"),
+    ...sdkNumber("max-in-flight-batches", "maxInFlightBatches"),
     onAck: (ids) => ackSink.bot?.recordAcked(ids),
     onDrop: ({ count, reason }) => console.error(JSON.stringify({ msg: "capture drop", count, reason })),
   });
