@@ -336,6 +336,17 @@ describe("sessiontrack Helm chart", () => {
     ]);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /replicaCount > 1 needs leaderElection\.enabled=true/);
+
+    // values.schema.json refuses bad values with the path and the rule.
+    for (const [set, message] of [
+      ["logLevel=loud", /at '\/logLevel': value must be one of 'trace'/],
+      ["watchNamespace=Bad_NS", /at '\/watchNamespace': 'Bad_NS' does not match pattern/],
+      ["rbac.creat=false", /additional properties 'creat' not allowed/],
+    ] as const) {
+      const bad = await cp.helm(["template", "sessiontrack", CHART, "--set", set]);
+      assert.notEqual(bad.code, 0, `--set ${set} was accepted`);
+      assert.match(bad.stderr, message);
+    }
   });
 
   test("helm install (cluster-wide) creates the CRD, Deployment, ServiceAccount and RBAC; RBAC is exactly enough", async () => {
