@@ -8,7 +8,7 @@ export npm_config_update_notifier := false
 
 NODE_MODULES_STAMP := node_modules/.install-stamp
 
-.PHONY: help setup proto build run test test-unit test-system lint bench tools clean
+.PHONY: help setup proto build run test test-unit test-system lint bench loadtest tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ test: build lint tools test-unit test-system ## install, build, lint, build the 
 
 bench: build ## benchmarks: prints figures and writes .bench/latest.json
 	node test/dist/bench/run.js
+
+loadtest: build ## full k6 load test (bot overhead capture on vs off, degraded modes); report in loadtest/results/latest
+	bash tools/build.sh k6
+	node loadtest/dist/run.js --full
 
 tools: ## build the pinned Go programs the tests need (see tools/README.md)
 	bash tools/build.sh
