@@ -5,6 +5,19 @@
 // in a decoded string always implies the prefilter's core pattern in the raw UTF-8 bytes.
 import { isIPv6 } from "node:net";
 
+import {
+  CORE_AT,
+  CORE_BEARER_BASIC,
+  CORE_DIGITS,
+  CORE_IPV4,
+  CORE_IPV6,
+  CORE_JWT,
+  CORE_KEY_PREFIX,
+  CORE_KEY_VALUE,
+  CORE_PASSWORD_IS,
+  CORE_PRIVATE_KEY,
+} from "./categories.js";
+
 /** Names of the built-in detectors, as recorded in StoredEvent.redactions. */
 export const DETECTOR_NAMES = [
   "email",
@@ -30,6 +43,11 @@ export interface Match {
 /** Finds every match of one kind in a string. */
 export interface Detector {
   readonly name: string;
+  /**
+   * For built-ins: prefilter cores (CORE_* bits) of which every match contains at least
+   * one, so text without them is skipped. Absent: always run.
+   */
+  readonly cores?: number;
   find(text: string): Match[];
 }
 
@@ -121,6 +139,7 @@ const MAX_LOCAL = 64;
 
 const email: Detector = {
   name: "email",
+  cores: CORE_AT,
   // Anchored on each '@' rather than trying the regex at every position of the text.
   find(text) {
     const out: Match[] = [];
@@ -176,6 +195,7 @@ const TRAILING_GROUP = /[ .-]?\(?\d+\)?$/;
 
 const phone: Detector = {
   name: "phone",
+  cores: CORE_DIGITS,
   find(text) {
     return scan(PHONE, text, (match) => {
       let value = match[0];
@@ -240,6 +260,7 @@ function cardIn(groups: string[], offsets: number[]): [number, number, string] |
 
 const paymentCard: Detector = {
   name: "payment_card",
+  cores: CORE_DIGITS,
   find(text) {
     return scan(DIGIT_RUN, text, (match) => {
       const run = match[0];
@@ -283,6 +304,7 @@ const IPV6_CANDIDATE =
 
 const ipAddress: Detector = {
   name: "ip_address",
+  cores: CORE_IPV4 | CORE_IPV6,
   find(text) {
     const out: Match[] = [];
     if (text.includes(":")) {
@@ -359,6 +381,7 @@ export function looksRandom(value: string): boolean {
 
 const apiKey: Detector = {
   name: "api_key",
+  cores: CORE_KEY_PREFIX | CORE_KEY_VALUE,
   find(text) {
     const out = scan(PREFIXED_KEY, text, (match) => {
       const key = match[0];
@@ -389,6 +412,7 @@ const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za
 
 const jwt: Detector = {
   name: "jwt",
+  cores: CORE_JWT,
   find(text) {
     if (!text.includes("eyJ")) return [];
     return scan(JWT, text, (match) => {
@@ -446,6 +470,7 @@ function secretValue(text: string, match: RegExpExecArray): Match | null {
 
 const secret: Detector = {
   name: "secret",
+  cores: CORE_PRIVATE_KEY | CORE_KEY_VALUE | CORE_PASSWORD_IS | CORE_BEARER_BASIC | CORE_AT,
   find(text) {
     const out: Match[] = [];
     if (text.includes("-----BEGIN")) {

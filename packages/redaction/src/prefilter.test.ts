@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { Event, Role } from "@sessiontrack/proto";
 
 import { BUILT_IN_DETECTORS, luhnValid } from "./detectors.js";
-import { mayContainSensitiveData, PREFILTER, textMayContainSensitiveData } from "./prefilter.js";
+import { mayContainSensitiveData, PREFILTER, textCores, textMayContainSensitiveData } from "./prefilter.js";
 import { createRedactor } from "./redactor.js";
 
 /** mulberry32: a small seeded PRNG. */
@@ -257,6 +257,16 @@ describe("prefilter soundness", () => {
         textMayContainSensitiveData(text),
         `${hits.join(",")} matched but the scan cleared ${JSON.stringify(text)}`,
       );
+      // Each detector that matched has one of its declared cores in the text.
+      const cores = textCores(text);
+      for (const detector of BUILT_IN_DETECTORS) {
+        if (detector.find(text).length === 0) continue;
+        assert.notEqual(
+          cores & detector.cores!,
+          0,
+          `${detector.name} matched without its cores: ${JSON.stringify(text)}`,
+        );
+      }
       const bytes = Event.encode(eventWith(rng, text)).finish();
       assert.ok(
         mayContainSensitiveData(bytes),

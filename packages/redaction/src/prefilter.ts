@@ -8,6 +8,18 @@
 // prefilter may say "candidate" for a clean event (the detectors then find nothing); it
 // never says "clean" for an event a detector would change. prefilter.test.ts checks this
 // property on random text with injected values.
+import {
+  CORE_AT,
+  CORE_BEARER_BASIC,
+  CORE_DIGITS,
+  CORE_IPV4,
+  CORE_IPV6,
+  CORE_JWT,
+  CORE_KEY_PREFIX,
+  CORE_KEY_VALUE,
+  CORE_PASSWORD_IS,
+  CORE_PRIVATE_KEY,
+} from "./categories.js";
 import { API_KEY_BODIES, GENERIC_KEY_NAME } from "./detectors.js";
 
 const CORES = [
@@ -90,7 +102,7 @@ export function mayContainSensitiveData(bytes: Uint8Array): boolean {
   }
   if (pos > length) return true;
   if (scanFrom < 0) return false;
-  return scanBytes(buffer, scanFrom, length);
+  return scanBytes(buffer, scanFrom, length, false) !== 0;
 }
 
 // Byte classes for the scan loop.
@@ -171,7 +183,8 @@ function passwordIsAt(buffer: Buffer, i: number, end: number): boolean {
  * digit runs for phones and cards, dotted quads, IPv6 colons, '@', key=value names,
  * and the fixed prefixes of keys, JWTs and private key blocks.
  */
-function scanBytes(buffer: Buffer, from: number, end: number): boolean {
+function scanBytes(buffer: Buffer, from: number, end: number, all: boolean): number {
+  let found = 0;
   let digits = 0; // digits in the current run of digits and phone separators
   let separators = 0; // consecutive separators since the last digit
   let dottedGroups = 0; // "<digits>." groups in a row, for IPv4
@@ -187,7 +200,9 @@ function scanBytes(buffer: Buffer, from: number, end: number): boolean {
     }
     if (kind === DIGIT) {
       digits += 1;
-      if (digits >= 8 || dottedGroups >= 3) return true;
+      if (digits >= 8) found |= CORE_DIGITS;
+      if (dottedGroups >= 3) found |= CORE_IPV4;
+      if (found !== 0 && !all) return found;
       separators = 0;
       previousDigit = true;
       continue;
@@ -202,31 +217,37 @@ function scanBytes(buffer: Buffer, from: number, end: number): boolean {
         if (separators > 3) digits = 0;
         if (kind === DOT) {
           dottedGroups = wasDigit ? dottedGroups + 1 : 0;
-          if (exactAt(buffer, i - 2, "SG", end)) return true;
+          if (exactAt(buffer, i - 2, "SG", end)) found |= CORE_KEY_PREFIX;
         } else {
           dottedGroups = 0;
         }
         if (kind === DASH) {
-          if (exactAt(buffer, i, "-----BEGIN", end)) return true;
-          if (exactAt(buffer, i - 2, "sk", end)) return true;
-          if (exactAt(buffer, i - 4, "xox", end)) return true;
-          if (exactAt(buffer, i - 5, "glpat", end)) return true;
+          if (exactAt(buffer, i, "-----BEGIN", end)) found |= CORE_PRIVATE_KEY;
+          if (
+            exactAt(buffer, i - 2, "sk", end) ||
+            exactAt(buffer, i - 4, "xox", end) ||
+            exactAt(buffer, i - 5, "glpat", end)
+          ) {
+            found |= CORE_KEY_PREFIX;
+          }
         }
+        if (found !== 0 && !all) return found;
         continue;
       case AT:
-        return true;
+        found |= CORE_AT;
+        break;
       case COLON:
         // IPv6: h:h{0,4}: or ::h
         if (i > from && HEX[buffer[i - 1]!] === 1) {
           let j = i + 1;
           while (j < end && j <= i + 5 && HEX[buffer[j]!] === 1) j += 1;
-          if (buffer[j] === 58 && j < end) return true;
+          if (buffer[j] === 58 && j < end) found |= CORE_IPV6;
         }
-        if (buffer[i + 1] === 58 && i + 2 < end && HEX[buffer[i + 2]!] === 1) return true;
-        if (secretNameBefore(buffer, from, i)) return true;
+        if (buffer[i + 1] === 58 && i + 2 < end && HEX[buffer[i + 2]!] === 1) found |= CORE_IPV6;
+        if (secretNameBefore(buffer, from, i)) found |= CORE_KEY_VALUE;
         break;
       case EQUALS:
-        if (secretNameBefore(buffer, from, i)) return true;
+        if (secretNameBefore(buffer, from, i)) found |= CORE_KEY_VALUE;
         break;
       case UNDERSCORE:
         if (
@@ -238,12 +259,12 @@ function scanBytes(buffer: Buffer, from: number, end: number): boolean {
             (exactAt(buffer, i + 1, "live_", end) || exactAt(buffer, i + 1, "test_", end))) ||
           (exactAt(buffer, i - 2, "st", end) && keyRun(buffer, i + 1, end, 43) === 43)
         ) {
-          return true;
+          found |= CORE_KEY_PREFIX;
         }
         break;
       case LETTER_TRIGGER:
         if (c === 101) {
-          if (buffer[i + 1] === 121 && buffer[i + 2] === 74 && i + 2 < end) return true;
+          if (buffer[i + 1] === 121 && buffer[i + 2] === 74 && i + 2 < end) found |= CORE_JWT;
         } else if (c === 65) {
           if (
             exactAt(buffer, i, "AKIA", end) ||
@@ -252,33 +273,40 @@ function scanBytes(buffer: Buffer, from: number, end: number): boolean {
             exactAt(buffer, i, "ACCA", end) ||
             exactAt(buffer, i, "AIza", end)
           ) {
-            return true;
+            found |= CORE_KEY_PREFIX;
           }
         } else if (c === 98 || c === 66) {
           if (
             (wordAt(buffer, i, "bearer", end) && isBlank(buffer[i + 6])) ||
             (wordAt(buffer, i, "basic", end) && isBlank(buffer[i + 5]))
           ) {
-            return true;
+            found |= CORE_BEARER_BASIC;
           }
         } else if (passwordIsAt(buffer, i, end)) {
-          return true;
+          found |= CORE_PASSWORD_IS;
         }
         break;
     }
+    if (found !== 0 && !all) return found;
     // A letter or other punctuation ends a digit run.
     digits = 0;
     separators = 0;
     dottedGroups = 0;
   }
-  return false;
+  return found;
 }
 
 /**
- * Whether a decoded-field string may hold a value some built-in detector finds: the same
- * test on text, used by tests to check the prefilter's soundness directly.
+ * Whether a decoded string may hold a value some built-in detector finds: the same scan
+ * over the string's UTF-8 bytes.
  */
 export function textMayContainSensitiveData(text: string): boolean {
   const bytes = Buffer.from(text, "utf8");
-  return scanBytes(bytes, 0, bytes.length);
+  return scanBytes(bytes, 0, bytes.length, false) !== 0;
+}
+
+/** Every core (CORE_* bits) the string's UTF-8 bytes contain. */
+export function textCores(text: string): number {
+  const bytes = Buffer.from(text, "utf8");
+  return scanBytes(bytes, 0, bytes.length, true);
 }

@@ -2,11 +2,11 @@
 // masked or hashed, or the field is dropped, and each field's hits are recorded.
 import { createHmac } from "node:crypto";
 
-import { Event, type RedactionHit } from "@sessiontrack/proto";
+import { BinaryWriter, Event, type RedactionHit } from "@sessiontrack/proto";
 
 import type { CompiledRule, RedactionPolicy, RedactionSettings } from "./policy.js";
 import { compileRedactionPolicy } from "./policy.js";
-import { mayContainSensitiveData } from "./prefilter.js";
+import { mayContainSensitiveData, textCores } from "./prefilter.js";
 
 /** Hex characters of HMAC-SHA256 kept in a hashed token (64 bits). */
 const HASH_HEX_CHARS = 16;
@@ -44,7 +44,13 @@ function step(key: string): string {
 
 /** Redacts events for one tenant. Stateless apart from its compiled policy: share it. */
 export class Redactor {
-  constructor(readonly policy: RedactionPolicy) {}
+  private readonly usesBuiltIns: boolean;
+  // Reused across events: the writer keeps its grown buffer, and finish() copies out.
+  private readonly writer = new BinaryWriter();
+
+  constructor(readonly policy: RedactionPolicy) {
+    this.usesBuiltIns = policy.rules.some((rule) => rule.detector.cores !== undefined);
+  }
 
   /** The token a hashed value becomes: `[<rule>:<16 hex of HMAC-SHA256(salt, value)>]`. */
   hashToken(rule: string, value: string): string {
@@ -58,7 +64,11 @@ export class Redactor {
   redactText(text: string): TextRedaction | null {
     if (text.length === 0) return null;
     const spans: Span[] = [];
+    // One scan says which built-ins can match at all; the others are skipped.
+    const cores = this.usesBuiltIns ? textCores(text) : 0;
     for (const rule of this.policy.rules) {
+      const needs = rule.detector.cores;
+      if (needs !== undefined && (needs & cores) === 0) continue;
       for (const match of rule.detector.find(text)) {
         // An earlier rule's match wins an overlap.
         if (spans.some((span) => match.start < span.end && span.start < match.end)) continue;
@@ -194,7 +204,7 @@ export class Redactor {
     const event = decoded ?? Event.decode(bytes);
     const redactions = this.redactEvent(event);
     if (redactions.length === 0) return { event: bytes, redactions };
-    return { event: Event.encode(event).finish(), redactions };
+    return { event: Event.encode(event, this.writer).finish(), redactions };
   }
 }
 
