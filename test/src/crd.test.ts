@@ -262,6 +262,36 @@ describe("SessionStore CRD on a real kube-apiserver", () => {
     assert.deepEqual(names.sort(), ["sessiontrack", "sessiontrack-prod"], "nothing invalid was stored");
   });
 
+  test("storage can grow but never shrink or change class (transition rules)", async () => {
+    await kubectlOk(
+      ["apply", "-n", "stores", "-f", "-"],
+      sessionStore("storage", { ingest: { walStorage: { size: "20Gi", storageClassName: "fast" } } }),
+    );
+    const patch = (walStorage: Record<string, unknown>) =>
+      cp.kubectl([
+        "patch",
+        "sst",
+        "storage",
+        "-n",
+        "stores",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { ingest: { walStorage } } }),
+      ]);
+    const shrink = await patch({ size: "10Gi" });
+    assert.notEqual(shrink.code, 0, "shrinking was accepted");
+    assert.match(shrink.stderr, /spec\.ingest\.walStorage: Invalid value: .*storage size can only grow/);
+    const reclass = await patch({ storageClassName: "slow" });
+    assert.notEqual(reclass.code, 0, "changing the class was accepted");
+    assert.match(reclass.stderr, /storageClassName cannot change/);
+    const grow = await patch({ size: "40Gi" });
+    assert.equal(grow.code, 0, grow.stderr);
+    assert.equal(
+      dig(await getJson(["get", "sst", "storage", "-n", "stores"]), "spec", "ingest", "walStorage", "size"),
+      "40Gi",
+    );
+  });
+
   test("kubectl get sst shows Phase, Capture, Stage, Canary %, Revision and Ready from the status", async () => {
     await kubectlOk(["apply", "-n", "stores", "-f", "-"], sessionStore("columns", {}));
     const status = {
