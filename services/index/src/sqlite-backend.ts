@@ -17,6 +17,7 @@ import type {
   IndexDocument,
   SearchQuery,
 } from "./backend.js";
+import { highlight, queryTokens } from "./highlight.js";
 import { ftsMatchText } from "./query-text.js";
 
 /** Options for {@link SqliteIndexBackend.open}. */
@@ -30,10 +31,16 @@ export interface SqliteBackendOptions {
 const SCHEMA_VERSION = 1;
 
 // One row per (tenant, event_id): a replayed event updates its row instead of adding one.
-// `facets` holds one hashed token per filter value (tenant, session, bot, user, model,
-// provider, role, labels) so FTS5 intersects filters with the text query in its posting
-// lists; the SQL WHERE on the real columns stays the authority, tokens only narrow.
+// Row ids are clustered by tenant (tenant number × 2^36 + a per-tenant counter), so a
+// tenant's documents are one rowid range: FTS5 seeks straight into it, and a scan of a
+// tenant never touches another's rows. `facets` holds hashed tokens for the selective
+// filters (session, user) so FTS5 intersects them with the text in its posting lists;
+// the SQL WHERE on the real columns (tenant first) stays the authority.
 const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tenants (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS documents (
   id INTEGER PRIMARY KEY,
   tenant TEXT NOT NULL,
@@ -56,19 +63,23 @@ CREATE INDEX IF NOT EXISTS documents_session ON documents (tenant, session_id, s
 CREATE INDEX IF NOT EXISTS documents_time ON documents (tenant, time);
 CREATE INDEX IF NOT EXISTS documents_user ON documents (tenant, user_id);
 CREATE INDEX IF NOT EXISTS documents_bot ON documents (tenant, bot_id, time);
-CREATE INDEX IF NOT EXISTS documents_model ON documents (tenant, model);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
   facets, text, content = 'documents', content_rowid = 'id',
   tokenize = 'unicode61 remove_diacritics 2'
 );
 `;
 
-/** Text shown as the highlight of a hit when the query is empty. */
-const PLAIN_SNIPPET_CHARS = 160;
-/** Tokens around the matches in an FTS5 snippet. */
-const SNIPPET_TOKENS = 24;
+/** Row ids per tenant: 2^36 (68 billion documents); tenant numbers up to 2^17 keep ids below 2^53. */
+const TENANT_SPAN = 2 ** 36;
+const MAX_TENANTS = 2 ** 17 - 1;
 
-type FacetKind = "t" | "s" | "b" | "u" | "m" | "p" | "l";
+type FacetKind = "s" | "u";
+
+/** A tenant's number and the next free row id in its range. */
+interface TenantRange {
+  number: number;
+  next: number;
+}
 
 /**
  * The embedded default: SQLite FTS5 through better-sqlite3, in WAL mode. better-sqlite3
@@ -78,6 +89,7 @@ export class SqliteIndexBackend implements IndexBackend {
   readonly kind = "sqlite" as const;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly facetCache = new Map<string, string>();
+  private readonly tenantRanges = new Map<string, TenantRange>();
   private closed = false;
 
   private constructor(
@@ -138,17 +150,43 @@ export class SqliteIndexBackend implements IndexBackend {
   }
 
   private facetsOf(document: IndexDocument): string {
-    const tokens = [
-      this.facet("t", document.tenant),
-      this.facet("s", document.sessionId),
-      this.facet("b", document.botId),
-      this.facet("u", document.userId),
-      this.facet("m", document.model),
-      this.facet("p", document.provider),
-      `r${document.role}`,
-    ];
-    for (const label of document.labels) tokens.push(this.facet("l", label));
-    return tokens.join(" ");
+    return `${this.facet("s", document.sessionId)} ${this.facet("u", document.userId)}`;
+  }
+
+  /** The tenant's number, or undefined when it has no documents yet. */
+  private tenantNumber(tenant: string): number | undefined {
+    const known = this.tenantRanges.get(tenant);
+    if (known !== undefined) return known.number;
+    const row = this.statement("SELECT id FROM tenants WHERE name = ?").get(tenant) as
+      { id: number } | undefined;
+    return row?.id;
+  }
+
+  /** Allocates the next row id in the tenant's range (registering the tenant if new). */
+  private nextRowId(tenant: string): number {
+    let range = this.tenantRanges.get(tenant);
+    if (range === undefined) {
+      let number = this.tenantNumber(tenant);
+      if (number === undefined) {
+        number = Number(this.statement("INSERT INTO tenants (name) VALUES (?)").run(tenant).lastInsertRowid);
+        if (number > MAX_TENANTS)
+          throw new StorageUnavailableError(`the index holds its limit of ${MAX_TENANTS} tenants`);
+      }
+      const lo = number * TENANT_SPAN;
+      const max = (
+        this.statement("SELECT max(id) AS id FROM documents WHERE id BETWEEN ? AND ?").get(
+          lo,
+          lo + TENANT_SPAN - 1,
+        ) as {
+          id: number | null;
+        }
+      ).id;
+      range = { number, next: max === null ? lo : max + 1 };
+      this.tenantRanges.set(tenant, range);
+    }
+    const id = range.next;
+    range.next += 1;
+    return id;
   }
 
   private readonly writeChunk = (documents: readonly IndexDocument[]): void => {
@@ -162,8 +200,8 @@ export class SqliteIndexBackend implements IndexBackend {
          provider = ?, role = ?, labels = ?, facets = ?, text = ?, stored = ? WHERE id = ?`,
     );
     const insert = this.statement(
-      `INSERT INTO documents (tenant, event_id, session_id, seq, time, bot_id, user_id, model,
-         provider, role, labels, facets, text, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO documents (id, tenant, event_id, session_id, seq, time, bot_id, user_id, model,
+         provider, role, labels, facets, text, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     for (const document of documents) {
       const facets = this.facetsOf(document);
@@ -173,23 +211,23 @@ export class SqliteIndexBackend implements IndexBackend {
         { id: number; facets: string; text: string } | undefined;
       let id: number;
       if (existing === undefined) {
-        id = Number(
-          insert.run(
-            document.tenant,
-            document.eventId,
-            document.sessionId,
-            document.seq,
-            document.timeMs,
-            document.botId,
-            document.userId,
-            document.model,
-            document.provider,
-            document.role,
-            labels,
-            facets,
-            document.text,
-            stored,
-          ).lastInsertRowid,
+        id = this.nextRowId(document.tenant);
+        insert.run(
+          id,
+          document.tenant,
+          document.eventId,
+          document.sessionId,
+          document.seq,
+          document.timeMs,
+          document.botId,
+          document.userId,
+          document.model,
+          document.provider,
+          document.role,
+          labels,
+          facets,
+          document.text,
+          stored,
         );
       } else {
         id = existing.id;
@@ -259,95 +297,121 @@ export class SqliteIndexBackend implements IndexBackend {
     return { sql: parts.join(" AND "), params };
   }
 
-  /** The FTS5 MATCH expression: the tenant's token, filter tokens, then the text terms. */
-  private matchExpression(query: SearchQuery, text: string, sessionId?: string): string {
-    const groups: string[] = [`facets:${this.facet("t", query.tenant)}`];
+  /** The FTS5 MATCH expression: selective filter tokens (session, user), then the text terms. */
+  private matchExpression(query: SearchQuery, text: string): string {
+    const groups: string[] = [];
     const anyOf = (tokens: string[]): void => {
       if (tokens.length > 0) groups.push(`facets:(${tokens.join(" OR ")})`);
     };
-    if (sessionId !== undefined) groups.push(`facets:${this.facet("s", sessionId)}`);
-    else anyOf(query.sessionIds.map((value) => this.facet("s", value)));
-    anyOf(query.botIds.map((value) => this.facet("b", value)));
+    anyOf(query.sessionIds.map((value) => this.facet("s", value)));
     anyOf(query.userIds.map((value) => this.facet("u", value)));
-    anyOf(query.models.map((value) => this.facet("m", value)));
-    anyOf(query.roles.map((role) => `r${role}`));
-    for (const label of query.labels) groups.push(`facets:${this.facet("l", label)}`);
     groups.push(`text:(${text})`);
     return groups.join(" AND ");
   }
 
   search(query: SearchQuery): Promise<BackendSearchResult> {
     this.assertOpen();
+    const tenantNumber = this.tenantNumber(query.tenant);
+    if (tenantNumber === undefined) return Promise.resolve({ sessions: [], totalHits: 0, totalSessions: 0 });
+    const lo = tenantNumber * TENANT_SPAN;
+    const hi = lo + TENANT_SPAN - 1;
+    const filters = this.filterSql(query);
     const text = ftsMatchText(query.text);
-    return Promise.resolve(text === undefined ? this.browse(query) : this.fullText(query, text));
-  }
-
-  private fullText(query: SearchQuery, text: string): BackendSearchResult {
-    const filters = this.filterSql(query);
-    const from = `FROM documents_fts JOIN documents d ON d.id = documents_fts.rowid
-      WHERE documents_fts MATCH ? AND ${filters.sql}`;
-    // bm25() cannot sit inside an aggregate, so matches are scored in a materialized CTE first.
-    const groups = this.statement(
-      `WITH matches AS MATERIALIZED (
-         SELECT d.session_id AS session_id, bm25(documents_fts, 0.0, 1.0) AS score, d.time AS time ${from}
-       )
-       SELECT session_id, n, sum(n) OVER () AS total_hits, count(*) OVER () AS total_sessions FROM (
-         SELECT session_id, min(score) AS best, max(time) AS latest, count(*) AS n
+    // Every match of the tenant, scored (bm25 with the facets column weighted 0; 0 when
+    // browsing without text). bm25() cannot sit inside an aggregate, hence the CTE.
+    const matches =
+      text === undefined
+        ? {
+            sql: `SELECT d.id AS id, d.session_id AS session_id, 0.0 AS score, d.time AS time, d.seq AS seq
+                  FROM documents d WHERE d.id BETWEEN ? AND ? AND ${filters.sql}`,
+            params: [lo, hi, ...filters.params],
+          }
+        : {
+            // CROSS JOIN pins the join order: FTS5 drives and each match looks its row up
+            // by id. Left to itself the planner may scan an index on documents and probe
+            // FTS5 per row, which is hundreds of times slower.
+            sql: `SELECT d.id AS id, d.session_id AS session_id, bm25(documents_fts, 0.0, 1.0) AS score,
+                         d.time AS time, d.seq AS seq
+                  FROM documents_fts CROSS JOIN documents d ON d.id = documents_fts.rowid
+                  WHERE documents_fts MATCH ? AND documents_fts.rowid BETWEEN ? AND ? AND ${filters.sql}`,
+            params: [this.matchExpression(query, text), lo, hi, ...filters.params],
+          };
+    // Sessions are ranked by their best hit (then the most recent); the page's sessions
+    // keep their best hits. One statement, one pass over the matches.
+    const rows = this.statement(
+      `WITH matches AS MATERIALIZED (${matches.sql}),
+       sessions AS (
+         SELECT session_id, min(score) AS best, max(time) AS latest, count(*) AS n,
+                sum(count(*)) OVER () AS total_hits, count(*) OVER () AS total_sessions
          FROM matches GROUP BY session_id
-       ) ORDER BY best, latest DESC, session_id LIMIT ? OFFSET ?`,
-    ).all(this.matchExpression(query, text), ...filters.params, query.limit, query.offset) as GroupRow[];
-    const hits = this.statement(
-      `SELECT d.event_id, d.session_id, d.seq, d.time, d.role, d.provider, d.model, d.bot_id, d.user_id,
-              snippet(documents_fts, 1, ?, ?, '…', ${SNIPPET_TOKENS}) AS highlight
-       ${from} AND d.session_id = ? ORDER BY bm25(documents_fts, 0.0, 1.0), d.time DESC, d.seq LIMIT ?`,
-    );
-    const sessions = groups.map((group) =>
-      sessionHits(
-        group,
-        hits.all(
-          query.preTag,
-          query.postTag,
-          this.matchExpression(query, text, group.session_id),
-          ...filters.params,
-          group.session_id,
-          query.hitsPerSession,
-        ) as HitRow[],
-      ),
-    );
-    if (groups.length === 0 && query.offset > 0) {
+         ORDER BY best, latest DESC, session_id LIMIT ? OFFSET ?
+       ),
+       ranked AS (
+         SELECT id, session_id,
+                row_number() OVER (PARTITION BY session_id ORDER BY score, time DESC, seq DESC) AS rank
+         FROM matches WHERE session_id IN (SELECT session_id FROM sessions)
+       )
+       SELECT s.session_id, s.n, s.total_hits, s.total_sessions, r.id AS hit_id
+       FROM sessions s JOIN ranked r ON r.session_id = s.session_id AND r.rank <= ?
+       ORDER BY s.best, s.latest DESC, s.session_id, r.rank`,
+    ).all(...matches.params, query.limit, query.offset, query.hitsPerSession) as PageRow[];
+    const sessions = this.pageSessions(query, rows);
+    if (rows.length === 0 && query.offset > 0) {
       const totals = this.statement(
-        `SELECT count(*) AS hits, count(DISTINCT d.session_id) AS sessions ${from}`,
-      ).get(this.matchExpression(query, text), ...filters.params) as { hits: number; sessions: number };
-      return { sessions, totalHits: totals.hits, totalSessions: totals.sessions };
+        `WITH matches AS MATERIALIZED (${matches.sql})
+         SELECT count(*) AS hits, count(DISTINCT session_id) AS sessions FROM matches`,
+      ).get(...matches.params) as { hits: number; sessions: number };
+      return Promise.resolve({ sessions, totalHits: totals.hits, totalSessions: totals.sessions });
     }
-    return totalsOf(sessions, groups);
+    const first = rows[0];
+    return Promise.resolve({
+      sessions,
+      totalHits: first?.total_hits ?? 0,
+      totalSessions: first?.total_sessions ?? 0,
+    });
   }
 
-  private browse(query: SearchQuery): BackendSearchResult {
-    const filters = this.filterSql(query);
-    const groups = this.statement(
-      `SELECT session_id, n, sum(n) OVER () AS total_hits, count(*) OVER () AS total_sessions FROM (
-         SELECT d.session_id AS session_id, max(d.time) AS latest, count(*) AS n
-         FROM documents d WHERE ${filters.sql} GROUP BY d.session_id
-       ) ORDER BY latest DESC, session_id LIMIT ? OFFSET ?`,
-    ).all(...filters.params, query.limit, query.offset) as GroupRow[];
-    const hits = this.statement(
-      `SELECT d.event_id, d.session_id, d.seq, d.time, d.role, d.provider, d.model, d.bot_id, d.user_id,
-              CASE WHEN length(d.text) > ${PLAIN_SNIPPET_CHARS}
-                   THEN substr(d.text, 1, ${PLAIN_SNIPPET_CHARS}) || '…' ELSE d.text END AS highlight
-       FROM documents d WHERE ${filters.sql} AND d.session_id = ?
-       ORDER BY d.time DESC, d.seq DESC LIMIT ?`,
-    );
-    const sessions = groups.map((group) =>
-      sessionHits(group, hits.all(...filters.params, group.session_id, query.hitsPerSession) as HitRow[]),
-    );
-    if (groups.length === 0 && query.offset > 0) {
-      const totals = this.statement(
-        `SELECT count(*) AS hits, count(DISTINCT d.session_id) AS sessions FROM documents d WHERE ${filters.sql}`,
-      ).get(...filters.params) as { hits: number; sessions: number };
-      return { sessions, totalHits: totals.hits, totalSessions: totals.sessions };
+  /** Reads the page's hits and builds the grouped result, highlighting in JS. */
+  private pageSessions(query: SearchQuery, rows: PageRow[]): BackendSessionHits[] {
+    const byId = new Map<number, HitRow>();
+    const ids = rows.map((row) => row.hit_id);
+    for (let start = 0; start < ids.length; start += 500) {
+      const chunk = ids.slice(start, start + 500);
+      const hits = this.statement(
+        `SELECT id, event_id, session_id, seq, time, role, provider, model, bot_id, user_id, text
+         FROM documents WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+      ).all(...chunk) as HitRow[];
+      for (const hit of hits) byId.set(hit.id, hit);
     }
-    return totalsOf(sessions, groups);
+    const terms = queryTokens(query.text);
+    const tags = { preTag: query.preTag, postTag: query.postTag };
+    const sessions: BackendSessionHits[] = [];
+    for (const row of rows) {
+      const hit = byId.get(row.hit_id);
+      if (hit === undefined) continue;
+      let session = sessions.at(-1);
+      if (session?.sessionId !== row.session_id) {
+        session = {
+          sessionId: row.session_id,
+          botId: hit.bot_id,
+          userId: hit.user_id,
+          hits: [],
+          sessionHits: row.n,
+        };
+        sessions.push(session);
+      }
+      session.hits.push({
+        eventId: hit.event_id,
+        sessionId: hit.session_id,
+        seq: hit.seq,
+        timeMs: hit.time,
+        role: hit.role,
+        provider: hit.provider,
+        model: hit.model,
+        highlight: highlight(hit.text, terms, tags),
+      });
+    }
+    return sessions;
   }
 
   getSession(tenant: string, sessionId: string): Promise<Uint8Array[]> {
@@ -427,14 +491,16 @@ export class SqliteIndexBackend implements IndexBackend {
   }
 }
 
-interface GroupRow {
+interface PageRow {
   session_id: string;
   n: number;
   total_hits: number;
   total_sessions: number;
+  hit_id: number;
 }
 
 interface HitRow {
+  id: number;
   event_id: string;
   session_id: string;
   seq: number;
@@ -444,39 +510,10 @@ interface HitRow {
   model: string;
   bot_id: string;
   user_id: string;
-  highlight: string | null;
+  text: string;
 }
 
 /** The labels column: one canonical token per line, so `instr` matches whole tokens only. */
 function labelsColumn(labels: readonly string[]): string {
   return labels.length === 0 ? "\n" : `\n${labels.join("\n")}\n`;
-}
-
-function sessionHits(group: GroupRow, rows: HitRow[]): BackendSessionHits {
-  const first = rows[0];
-  return {
-    sessionId: group.session_id,
-    botId: first?.bot_id ?? "",
-    userId: first?.user_id ?? "",
-    sessionHits: group.n,
-    hits: rows.map((row) => ({
-      eventId: row.event_id,
-      sessionId: row.session_id,
-      seq: row.seq,
-      timeMs: row.time,
-      role: row.role,
-      provider: row.provider,
-      model: row.model,
-      highlight: row.highlight ?? "",
-    })),
-  };
-}
-
-function totalsOf(sessions: BackendSessionHits[], groups: GroupRow[]): BackendSearchResult {
-  const first = groups[0];
-  return {
-    sessions,
-    totalHits: first?.total_hits ?? 0,
-    totalSessions: first?.total_sessions ?? 0,
-  };
 }
