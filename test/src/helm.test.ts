@@ -350,7 +350,19 @@ describe("sessiontrack Helm chart", () => {
   });
 
   test("helm install (cluster-wide) creates the CRD, Deployment, ServiceAccount and RBAC; RBAC is exactly enough", async () => {
-    await helmOk(["install", "sessiontrack", CHART, "-n", "sessiontrack-system", "--create-namespace"]);
+    const installed = await helmOk([
+      "install",
+      "sessiontrack",
+      CHART,
+      "-n",
+      "sessiontrack-system",
+      "--create-namespace",
+    ]);
+    assert.match(installed, /It reconciles SessionStores in every namespace\./, "NOTES.txt is printed");
+    assert.match(
+      installed,
+      /kubectl patch sst <name> --type=merge -p '\{"spec":\{"capture":\{"enabled":false\}\}\}'/,
+    );
     await kubectlOk([
       "wait",
       "--for=condition=Established",
@@ -410,7 +422,7 @@ describe("sessiontrack Helm chart", () => {
 
   test("helm install with watchNamespace confines the operator to that namespace", async (t) => {
     await kubectlOk(["create", "namespace", "team-a"]);
-    await helmOk([
+    const installed = await helmOk([
       "install",
       "st-team-a",
       CHART,
@@ -420,6 +432,7 @@ describe("sessiontrack Helm chart", () => {
       "--set",
       "watchNamespace=team-a",
     ]);
+    assert.match(installed, /It reconciles SessionStores in namespace team-a only\./);
     await kubectlOk([
       "get",
       "role/st-team-a-sessiontrack-operator",
