@@ -12,4 +12,5 @@ export type {
 } from "./backend.js";
 export { documentFromStoredEvent, labelToken, searchableText } from "./document.js";
 export { SqliteIndexBackend, type SqliteBackendOptions } from "./sqlite-backend.js";
+export { SqliteIndexStore, sqliteIndexFile } from "./sqlite-store.js";
 export { MeilisearchIndexBackend, type MeilisearchBackendOptions } from "./meili-backend.js";

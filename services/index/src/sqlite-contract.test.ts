@@ -7,19 +7,16 @@ import { createLogger } from "@sessiontrack/runtime";
 import { backendContract } from "./backend-contract.js";
 import { SqliteIndexBackend } from "./sqlite-backend.js";
 
-backendContract("SQLite FTS5", () => {
+backendContract("SQLite FTS5", async () => {
   const dir = mkdtempSync(join(tmpdir(), "sessiontrack-index-sqlite-"));
-  const backend = SqliteIndexBackend.open({
+  const backend = await SqliteIndexBackend.open({
     dataDir: dir,
     logger: createLogger({ name: "index-test", level: "silent" }),
-    transactionDocuments: 4,
   });
-  return Promise.resolve(
-    Object.assign(backend, {
-      destroy: async () => {
-        await backend.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    }),
-  );
+  return Object.assign(backend, {
+    destroy: async () => {
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
 });

@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 
 import Database from "better-sqlite3";
 
@@ -13,19 +12,15 @@ import type {
   BackendSessionHits,
   EraseResult,
   EraseSelector,
-  IndexBackend,
   IndexDocument,
   SearchQuery,
 } from "./backend.js";
 import { highlight, queryTokens } from "./highlight.js";
 import { ftsMatchText } from "./query-text.js";
 
-/** Options for {@link SqliteIndexBackend.open}. */
-export interface SqliteBackendOptions {
-  dataDir: string;
-  logger: Logger;
-  /** Documents written per transaction; between transactions the event loop runs. Default 500. */
-  transactionDocuments?: number;
+/** The database file of an index data directory. */
+export function sqliteIndexFile(dataDir: string): string {
+  return join(dataDir, "index.sqlite");
 }
 
 const SCHEMA_VERSION = 1;
@@ -82,11 +77,11 @@ interface TenantRange {
 }
 
 /**
- * The embedded default: SQLite FTS5 through better-sqlite3, in WAL mode. better-sqlite3
- * is synchronous, so writes go in small transactions with the event loop running in between.
+ * One better-sqlite3 connection to the index database (SQLite FTS5, WAL mode), with a
+ * synchronous API. The backend reads through one on the main thread and writes through
+ * another in a worker thread; bulk loaders may write through one directly.
  */
-export class SqliteIndexBackend implements IndexBackend {
-  readonly kind = "sqlite" as const;
+export class SqliteIndexStore {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly facetCache = new Map<string, string>();
   private readonly tenantRanges = new Map<string, TenantRange>();
@@ -95,15 +90,14 @@ export class SqliteIndexBackend implements IndexBackend {
   private constructor(
     private readonly db: Database.Database,
     private readonly logger: Logger,
-    private readonly transactionDocuments: number,
   ) {}
 
   /** Opens (creating if needed) `<dataDir>/index.sqlite`. */
-  static open(options: SqliteBackendOptions): SqliteIndexBackend {
-    const file = join(options.dataDir, "index.sqlite");
+  static open(dataDir: string, logger: Logger): SqliteIndexStore {
+    const file = sqliteIndexFile(dataDir);
     let db: Database.Database;
     try {
-      mkdirSync(options.dataDir, { recursive: true });
+      mkdirSync(dataDir, { recursive: true });
       db = new Database(file);
       db.pragma("journal_mode = WAL");
       // WAL + NORMAL survives a process crash; the index is rebuilt from the archive after a
@@ -124,8 +118,8 @@ export class SqliteIndexBackend implements IndexBackend {
         cause: error,
       });
     }
-    options.logger.info({ file }, "sqlite index opened");
-    return new SqliteIndexBackend(db, options.logger, options.transactionDocuments ?? 500);
+    logger.debug({ file }, "sqlite index connection opened");
+    return new SqliteIndexStore(db, logger);
   }
 
   private statement(sql: string): Database.Statement {
@@ -252,18 +246,8 @@ export class SqliteIndexBackend implements IndexBackend {
     }
   };
 
-  async index(documents: readonly IndexDocument[]): Promise<void> {
-    this.assertOpen();
-    const write = this.db.transaction(this.writeChunk);
-    for (let start = 0; start < documents.length; start += this.transactionDocuments) {
-      if (start > 0) await yieldToEventLoop();
-      this.assertOpen();
-      write(documents.slice(start, start + this.transactionDocuments));
-    }
-  }
-
-  /** Index without yielding: for bulk loads (benchmarks, rebuilds) that own the process. */
-  indexSync(documents: readonly IndexDocument[]): void {
+  /** Adds or replaces documents in one transaction. */
+  write(documents: readonly IndexDocument[]): void {
     this.assertOpen();
     this.db.transaction(this.writeChunk)(documents);
   }
@@ -309,10 +293,10 @@ export class SqliteIndexBackend implements IndexBackend {
     return groups.join(" AND ");
   }
 
-  search(query: SearchQuery): Promise<BackendSearchResult> {
+  search(query: SearchQuery): BackendSearchResult {
     this.assertOpen();
     const tenantNumber = this.tenantNumber(query.tenant);
-    if (tenantNumber === undefined) return Promise.resolve({ sessions: [], totalHits: 0, totalSessions: 0 });
+    if (tenantNumber === undefined) return { sessions: [], totalHits: 0, totalSessions: 0 };
     const lo = tenantNumber * TENANT_SPAN;
     const hi = lo + TENANT_SPAN - 1;
     const filters = this.filterSql(query);
@@ -361,14 +345,10 @@ export class SqliteIndexBackend implements IndexBackend {
         `WITH matches AS MATERIALIZED (${matches.sql})
          SELECT count(*) AS hits, count(DISTINCT session_id) AS sessions FROM matches`,
       ).get(...matches.params) as { hits: number; sessions: number };
-      return Promise.resolve({ sessions, totalHits: totals.hits, totalSessions: totals.sessions });
+      return { sessions, totalHits: totals.hits, totalSessions: totals.sessions };
     }
     const first = rows[0];
-    return Promise.resolve({
-      sessions,
-      totalHits: first?.total_hits ?? 0,
-      totalSessions: first?.total_sessions ?? 0,
-    });
+    return { sessions, totalHits: first?.total_hits ?? 0, totalSessions: first?.total_sessions ?? 0 };
   }
 
   /** Reads the page's hits and builds the grouped result, highlighting in JS. */
@@ -414,15 +394,15 @@ export class SqliteIndexBackend implements IndexBackend {
     return sessions;
   }
 
-  getSession(tenant: string, sessionId: string): Promise<Uint8Array[]> {
+  getSession(tenant: string, sessionId: string): Buffer[] {
     this.assertOpen();
     const rows = this.statement(
       "SELECT stored FROM documents WHERE tenant = ? AND session_id = ? ORDER BY seq, event_id",
     ).all(tenant, sessionId) as Array<{ stored: Buffer }>;
-    return Promise.resolve(rows.map((row) => row.stored));
+    return rows.map((row) => row.stored);
   }
 
-  erase(tenant: string, selector: EraseSelector): Promise<EraseResult> {
+  erase(tenant: string, selector: EraseSelector): EraseResult {
     this.assertOpen();
     const run = this.db.transaction((): EraseResult => {
       const sessions =
@@ -469,7 +449,7 @@ export class SqliteIndexBackend implements IndexBackend {
       }
       return { sessions, documentsRemoved: rows.size };
     });
-    return Promise.resolve(run());
+    return run();
   }
 
   /** Number of documents held (all tenants). */
@@ -477,13 +457,12 @@ export class SqliteIndexBackend implements IndexBackend {
     return (this.statement("SELECT count(*) AS n FROM documents").get() as { n: number }).n;
   }
 
-  close(): Promise<void> {
+  close(): void {
     if (!this.closed) {
       this.closed = true;
       this.db.close();
-      this.logger.info("sqlite index closed");
+      this.logger.debug("sqlite index connection closed");
     }
-    return Promise.resolve();
   }
 
   private assertOpen(): void {
