@@ -32,6 +32,9 @@ export const DETECTOR_NAMES = [
 /** A built-in detector's name. */
 export type DetectorName = (typeof DETECTOR_NAMES)[number];
 
+/** Every core bit set: run every part of a detector. */
+const ALL = -1;
+
 /** One match: [start, end) in the string, and the value used for hashing. */
 export interface Match {
   start: number;
@@ -48,7 +51,8 @@ export interface Detector {
    * one, so text without them is skipped. Absent: always run.
    */
   readonly cores?: number;
-  find(text: string): Match[];
+  /** `cores`, when given, are the text's (see textCores): parts that cannot match are skipped. */
+  find(text: string, cores?: number): Match[];
 }
 
 /** Runs a global regex; `accept` turns a regex match into a Match or rejects it (null). */
@@ -305,9 +309,9 @@ const IPV6_CANDIDATE =
 const ipAddress: Detector = {
   name: "ip_address",
   cores: CORE_IPV4 | CORE_IPV6,
-  find(text) {
+  find(text, cores = ALL) {
     const out: Match[] = [];
-    if (text.includes(":")) {
+    if (cores & CORE_IPV6 && text.includes(":")) {
       scan(
         IPV6_CANDIDATE,
         text,
@@ -326,6 +330,7 @@ const ipAddress: Detector = {
         out,
       );
     }
+    if ((cores & CORE_IPV4) === 0) return out;
     // IPv4, unless inside an IPv6 address already found (::ffff:192.0.2.1).
     const v6 = out.length;
     return scan(
@@ -382,16 +387,25 @@ export function looksRandom(value: string): boolean {
 const apiKey: Detector = {
   name: "api_key",
   cores: CORE_KEY_PREFIX | CORE_KEY_VALUE,
-  find(text) {
-    const out = scan(PREFIXED_KEY, text, (match) => {
-      const key = match[0];
-      // sk-… is also ordinary hyphenated text ("sk-learn-compatible"): demand a real key's mix.
-      if (key.startsWith("sk-") && !(/[0-9]/.test(key) && /[A-Z]/.test(key) && /[a-z]/.test(key))) {
-        return null;
-      }
-      if (key.startsWith("xox") && !/[0-9]/.test(key)) return null;
-      return { start: match.index, end: match.index + key.length, value: key };
-    });
+  find(text, cores = ALL) {
+    const out: Match[] = [];
+    if (cores & CORE_KEY_PREFIX) {
+      scan(
+        PREFIXED_KEY,
+        text,
+        (match) => {
+          const key = match[0];
+          // sk-… is also ordinary hyphenated text ("sk-learn-compatible"): demand a real key's mix.
+          if (key.startsWith("sk-") && !(/[0-9]/.test(key) && /[A-Z]/.test(key) && /[a-z]/.test(key))) {
+            return null;
+          }
+          if (key.startsWith("xox") && !/[0-9]/.test(key)) return null;
+          return { start: match.index, end: match.index + key.length, value: key };
+        },
+        out,
+      );
+    }
+    if ((cores & CORE_KEY_VALUE) === 0) return out;
     return scan(
       GENERIC_KEY,
       text,
@@ -471,9 +485,9 @@ function secretValue(text: string, match: RegExpExecArray): Match | null {
 const secret: Detector = {
   name: "secret",
   cores: CORE_PRIVATE_KEY | CORE_KEY_VALUE | CORE_PASSWORD_IS | CORE_BEARER_BASIC | CORE_AT,
-  find(text) {
+  find(text, cores = ALL) {
     const out: Match[] = [];
-    if (text.includes("-----BEGIN")) {
+    if (cores & CORE_PRIVATE_KEY && text.includes("-----BEGIN")) {
       scan(
         PRIVATE_KEY,
         text,
@@ -481,17 +495,22 @@ const secret: Detector = {
         out,
       );
     }
-    scan(PASSWORD, text, (match) => secretValue(text, match), out);
-    scan(
-      PASSWORD_SENTENCE,
-      text,
-      // In prose, only a value with a digit or symbol: "password is required" is not one.
-      (match) => (/[^A-Za-z]/.test(match[1]!) ? secretValue(text, match) : null),
-      out,
-    );
-    scan(BEARER, text, (match) => secretValue(text, match), out);
-    scan(BASIC, text, (match) => secretValue(text, match), out);
-    if (text.includes("://")) scan(URL_PASSWORD, text, (match) => secretValue(text, match), out);
+    if (cores & CORE_KEY_VALUE) scan(PASSWORD, text, (match) => secretValue(text, match), out);
+    if (cores & CORE_PASSWORD_IS) {
+      scan(
+        PASSWORD_SENTENCE,
+        text,
+        // In prose, only a value with a digit or symbol: "password is required" is not one.
+        (match) => (/[^A-Za-z]/.test(match[1]!) ? secretValue(text, match) : null),
+        out,
+      );
+    }
+    if (cores & CORE_BEARER_BASIC) {
+      scan(BEARER, text, (match) => secretValue(text, match), out);
+      scan(BASIC, text, (match) => secretValue(text, match), out);
+    }
+    if (cores & CORE_AT && text.includes("://"))
+      scan(URL_PASSWORD, text, (match) => secretValue(text, match), out);
     return out;
   },
 };

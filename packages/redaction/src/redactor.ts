@@ -69,7 +69,7 @@ export class Redactor {
     for (const rule of this.policy.rules) {
       const needs = rule.detector.cores;
       if (needs !== undefined && (needs & cores) === 0) continue;
-      for (const match of rule.detector.find(text)) {
+      for (const match of rule.detector.find(text, cores)) {
         // An earlier rule's match wins an overlap.
         if (spans.some((span) => match.start < span.end && span.start < match.end)) continue;
         spans.push({ start: match.start, end: match.end, rule, value: match.value });

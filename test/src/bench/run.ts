@@ -147,7 +147,10 @@ async function main(): Promise<void> {
 
     Object.assign(
       results,
-      await runRedactionBench({ seconds: SECONDS, ingest: { address: ingest.address, apiKey: home.apiKey } }),
+      await runRedactionBench({
+        seconds: SECONDS,
+        ingest: { address: ingest.address, apiKey: home.apiKey, pid: ingest.child.pid },
+      }),
     );
   } finally {
     await ingest.stop("SIGTERM");
