@@ -1,8 +1,7 @@
 // The load test's settings: command-line flags and the few environment variables it honours.
 // Only this file reads process.env.
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { ToolMissingError, toolPath } from "@sessiontrack/testkit";
 import { parseArgs } from "node:util";
 
 /** How long and how hard each phase runs. */
@@ -57,23 +56,40 @@ export interface RunConfig {
   /** Where results go (loadtest/results/<timestamp> unless --out is given). */
   outDir: string | undefined;
   k6Path: string;
+  /** SDK options for the capturing bot, as bot flags (default: none, the SDK's defaults). */
+  sdkFlags: string[];
 }
 
-/** Where `make tools` put k6: $SESSIONTRACK_TOOLS_CACHE/bin/k6 or ~/.cache/sessiontrack/tools/bin/k6. */
+/** Where `make tools` put k6 (testkit's toolPath: $SESSIONTRACK_TOOLS_CACHE/bin/k6 or ~/.cache/…), or $K6_BIN. */
 export function locateK6(env: NodeJS.ProcessEnv = process.env): string {
   const explicit = env["K6_BIN"];
   if (explicit !== undefined && explicit !== "") {
     if (!existsSync(explicit)) throw new Error(`K6_BIN=${explicit} does not exist`);
     return explicit;
   }
-  const cache = env["SESSIONTRACK_TOOLS_CACHE"] ?? join(homedir(), ".cache/sessiontrack/tools");
-  const path = join(cache, "bin/k6");
-  if (!existsSync(path)) {
-    throw new Error(
-      `k6 not found at ${path}: run \`make tools\` (builds the pinned k6, ~5 minutes cold) or set K6_BIN`,
-    );
+  try {
+    return toolPath("k6", env);
+  } catch (err) {
+    if (err instanceof ToolMissingError) {
+      throw new Error(
+        `${err.message} (run \`make tools\`: it builds the pinned k6, ~5 minutes cold; or set K6_BIN)`,
+        {
+          cause: err,
+        },
+      );
+    }
+    throw err;
   }
-  return path;
+}
+
+/** Whether `make tools` built MinIO (the archive then runs on S3, and MinIO can be taken down). */
+export function minioAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    toolPath("minio", env);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Parses `[--short|--full] [--out DIR]`; throws naming the bad flag. */
@@ -84,10 +100,20 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
       short: { type: "boolean", default: false },
       full: { type: "boolean", default: false },
       out: { type: "string" },
+      "sdk-flush-interval-ms": { type: "string" },
+      "sdk-batch-max-events": { type: "string" },
     },
     strict: true,
   });
   if (values.short && values.full) throw new Error("--short and --full exclude each other");
   const profile = values.short ? PROFILES.short : PROFILES.full;
-  return { profile, outDir: values.out, k6Path: locateK6(env) };
+  const sdkFlags: string[] = [];
+  for (const name of ["flush-interval-ms", "batch-max-events"] as const) {
+    const value = values[`sdk-${name}`];
+    if (value === undefined) continue;
+    if (!/^[1-9][0-9]*$/.test(value))
+      throw new Error(`--sdk-${name} must be a positive integer, got "${value}"`);
+    sdkFlags.push(`--${name}`, value);
+  }
+  return { profile, outDir: values.out, k6Path: locateK6(env), sdkFlags };
 }

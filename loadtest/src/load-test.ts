@@ -1,6 +1,7 @@
 // The load test: starts the real stack and both bots, runs the k6 phases, checks the budget.
 import { PROTO_DIR } from "@sessiontrack/runtime";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { MinioServer } from "@sessiontrack/testkit";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,14 +18,14 @@ import {
   Sampler,
   type OverheadResult,
 } from "./measure.js";
-import { IndexReader, indexHolds, measureFreshness, percentile } from "./sinks.js";
+import { ArchiveReader, IndexReader, measureFreshness, percentile, storeHolds } from "./sinks.js";
 import {
   BOT_MAIN,
-  cliHasServe,
   createStackHome,
   freePort,
   SESSIONTRACK_BIN,
   spawnServed,
+  startSinks,
   type ServedProcess,
   type StackHome,
 } from "./stack.js";
@@ -49,6 +50,8 @@ export interface DegradedResult {
 /** Everything one run measured; written to summary.json. */
 export interface LoadTestOutcome {
   profile: string;
+  /** SDK options the capturing bot ran with (empty: the SDK's defaults). */
+  sdkFlags: readonly string[];
   startedAt: string;
   seconds: number;
   cores: number;
@@ -85,6 +88,8 @@ export async function runLoadTest(options: {
   profile: LoadProfile;
   k6Path: string;
   outDir: string;
+  /** Extra flags for the capturing bot (SDK options). */
+  sdkFlags?: readonly string[];
   log?: (line: string) => void;
 }): Promise<LoadTestOutcome> {
   const { profile, k6Path, outDir } = options;
@@ -97,43 +102,17 @@ export async function runLoadTest(options: {
   let ingest: ServedProcess | undefined;
   let proxy: FaultProxy | undefined;
   let sampler: Sampler | undefined;
+  let minio: MinioServer | undefined;
   const k6: Record<string, K6Result> = {};
   try {
     const home: StackHome = createStackHome(join(workDir, "home"));
     const dataDir = join(workDir, "ingest-data");
     const ingestPort = await freePort();
 
-    // The index (SQLite FTS5, the embedded default) when this checkout's CLI can serve it.
-    let index: ServedProcess | undefined;
-    const sinkArgs: string[] = [];
-    if (cliHasServe("index")) {
-      index = await spawnServed(
-        "index",
-        [
-          SESSIONTRACK_BIN,
-          "index",
-          "serve",
-          "--tenants",
-          home.tenantsFile,
-          "--data-dir",
-          join(workDir, "index-data"),
-          "--listen",
-          "127.0.0.1:0",
-          "--metrics-listen",
-          "127.0.0.1:0",
-        ],
-        /^index serving$/,
-        join(logs, "index.log"),
-      );
-      processes.push(index);
-      sinkArgs.push("--index-url", index.address);
-      log(`loadtest: index at ${index.address}`);
-    }
-    if (sinkArgs.length > 0) {
-      const serviceKeyFile = join(home.root, "service.key");
-      writeFileSync(serviceKeyFile, `${home.serviceKey}\n`, { mode: 0o600 });
-      sinkArgs.push("--service-key-file", serviceKeyFile);
-    }
+    const sinks = await startSinks({ home, workDir, logs, log });
+    processes.push(...sinks.processes);
+    minio = sinks.minio;
+    const { index, archive, sinkArgs } = sinks;
     const startIngest = async (): Promise<ServedProcess> =>
       spawnServed(
         "ingest",
@@ -186,6 +165,7 @@ export async function runLoadTest(options: {
         home.apiKeyFile,
         "--spool-dir",
         join(workDir, "spool"),
+        ...(options.sdkFlags ?? []),
       ],
       /^bot serving$/,
       join(logs, "bot-on.log"),
@@ -284,11 +264,31 @@ export async function runLoadTest(options: {
       });
     }
 
-    degraded.push({
-      mode: "minio_down",
-      measured: false,
-      reason: "the archive service (S3/MinIO) is not part of this stack yet",
-    });
+    // Degraded: the archive's object store (MinIO) is down; ingest keeps acking from its WAL
+    // and the shipper retries, so the bot must not notice and the archive must catch up.
+    if (minio !== undefined) {
+      await minio.stop();
+      const result = await overheadPhase("minio_down", profile.degradedSeconds);
+      await minio.start();
+      const drained = await drain();
+      degraded.push({
+        mode: "minio_down (archive's S3 stopped)",
+        measured: true,
+        overhead: result,
+        drainMs: drained.drainMs,
+        drainComplete: drained.complete,
+        spooled: 0,
+      });
+    } else {
+      degraded.push({
+        mode: "minio_down",
+        measured: false,
+        reason:
+          archive === undefined
+            ? "this checkout's CLI has no `sessiontrack archive serve`"
+            : "MinIO is not built (`make tools`); the archive ran on a local directory",
+      });
+    }
 
     // ingest alone over gRPC (k6/net/grpc), after the bot phases so it cannot disturb them.
     const endIngest = sampler.phase("ingest_grpc");
@@ -334,10 +334,15 @@ export async function runLoadTest(options: {
     const sessionIds = (await (await fetch(`${onUrl}/sessions`)).text())
       .split("\n")
       .filter((id) => id !== "");
-    // The shipper delivers asynchronously: give the index a while to catch up.
+    // The shipper delivers asynchronously: give the sinks a while to catch up.
+    const ackedSet = new Set(ackedIds);
     const indexHeld =
-      reader === undefined ? undefined : await indexHolds(reader, sessionIds, new Set(ackedIds), 60_000);
+      reader === undefined ? undefined : await storeHolds(reader, sessionIds, ackedSet, 60_000);
     reader?.close();
+    const archiveReader = archive === undefined ? undefined : new ArchiveReader(archive.address, home.apiKey);
+    const archiveHeld =
+      archiveReader === undefined ? undefined : await storeHolds(archiveReader, sessionIds, ackedSet, 60_000);
+    archiveReader?.close();
     sampler.stop();
     await ingest.stop("SIGTERM");
     ingestMetrics = undefined;
@@ -352,7 +357,7 @@ export async function runLoadTest(options: {
       pending: (sdk?.queueDepth ?? 0) + (sdk?.inFlight ?? 0) + (finalFlush.complete ? 0 : 1),
       sinks: {
         index: indexHeld ?? "this checkout's CLI has no `sessiontrack index serve`",
-        archive: "the archive service is not wired into this stack yet",
+        archive: archiveHeld ?? "this checkout's CLI has no `sessiontrack archive serve`",
       },
     });
 
@@ -373,6 +378,7 @@ export async function runLoadTest(options: {
     }
     return {
       profile: profile.name,
+      sdkFlags: options.sdkFlags ?? [],
       startedAt: new Date(started).toISOString(),
       seconds: (Date.now() - started) / 1000,
       cores: cpus().length,
@@ -402,6 +408,7 @@ export async function runLoadTest(options: {
     await Promise.all(processes.map((p) => p.stop("SIGTERM")));
     await ingest?.stop("SIGTERM");
     await proxy?.close();
+    await minio?.cleanup();
     rmSync(workDir, { recursive: true, force: true });
   }
 }

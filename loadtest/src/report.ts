@@ -42,6 +42,7 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
     passed: outcome.passed,
     violations: outcome.violations,
     profile: outcome.profile,
+    sdk_flags: outcome.sdkFlags,
     started_at: outcome.startedAt,
     seconds: round(outcome.seconds, 1),
     cores: outcome.cores,
@@ -104,7 +105,8 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     `# SessionTrack load test — ${outcome.profile} run, ${outcome.startedAt}`,
     "",
     `**${outcome.passed ? "PASSED" : "FAILED"}** the under-${BUDGET_PCT}% overhead budget` +
-      ` (${fmt(outcome.seconds, 0)} s on ${outcome.cores} cores).`,
+      ` (${fmt(outcome.seconds, 0)} s on ${outcome.cores} cores; capturing bot's SDK settings: ` +
+      `${outcome.sdkFlags.length === 0 ? "the SDK's defaults" : outcome.sdkFlags.join(" ")}).`,
     "",
     ...(outcome.violations.length > 0
       ? ["Violations:", "", ...outcome.violations.map((v) => `- ${v}`), ""]

@@ -17,14 +17,21 @@ async function main(): Promise<number> {
     config = loadRunConfig(process.argv.slice(2));
   } catch (err) {
     console.error(`loadtest: ${err instanceof Error ? err.message : String(err)}`);
-    console.error("usage: node loadtest/dist/run.js [--short|--full] [--out DIR]");
+    console.error(
+      "usage: node loadtest/dist/run.js [--short|--full] [--out DIR] [--sdk-flush-interval-ms N] [--sdk-batch-max-events N]",
+    );
     return 2;
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const outDir = config.outDir ?? join(RESULTS, stamp);
   mkdirSync(outDir, { recursive: true });
   console.log(`loadtest: ${config.profile.name} run, results in ${outDir}`);
-  const outcome = await runLoadTest({ profile: config.profile, k6Path: config.k6Path, outDir });
+  const outcome = await runLoadTest({
+    profile: config.profile,
+    k6Path: config.k6Path,
+    outDir,
+    sdkFlags: config.sdkFlags,
+  });
   writeReport(outDir, outcome);
   if (config.outDir === undefined) {
     const latest = join(RESULTS, "latest");

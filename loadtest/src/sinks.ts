@@ -2,12 +2,25 @@
 // the time from ingest's ack of an event to the index finding it.
 import * as grpc from "@grpc/grpc-js";
 import { SessionTrackClient } from "@sessiontrack/client";
-import { GetSessionRequest, GetSessionResponse, SearchRequest, SearchResponse } from "@sessiontrack/proto";
+import {
+  ArchiveServiceGetSessionRequest,
+  ArchiveServiceGetSessionResponse,
+  GetSessionRequest,
+  GetSessionResponse,
+  SearchRequest,
+  SearchResponse,
+} from "@sessiontrack/proto";
 
 const identity = (value: Buffer): Buffer => value;
 
+/** Reads one session's event ids back from a store. */
+export interface SessionReader {
+  sessionEventIds(sessionId: string): Promise<string[]>;
+  close(): void;
+}
+
 /** A minimal IndexService client (GetSession, Search) authenticated with a tenant read key. */
-export class IndexReader {
+export class IndexReader implements SessionReader {
   private readonly client: grpc.Client;
 
   constructor(
@@ -17,12 +30,12 @@ export class IndexReader {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure());
   }
 
-  private call(method: string, request: Buffer): Promise<Buffer> {
+  protected call(method: string, request: Buffer, service = "IndexService"): Promise<Buffer> {
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${this.apiKey}`);
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(
-        `/sessiontrack.v1.IndexService/${method}`,
+        `/sessiontrack.v1.${service}/${method}`,
         identity,
         identity,
         request,
@@ -59,12 +72,23 @@ export class IndexReader {
   }
 }
 
+/** ArchiveService.GetSession, read with a tenant read key. */
+export class ArchiveReader extends IndexReader {
+  override async sessionEventIds(sessionId: string): Promise<string[]> {
+    const request = ArchiveServiceGetSessionRequest.encode(
+      ArchiveServiceGetSessionRequest.fromPartial({ sessionId }),
+    );
+    const reply = await this.call("GetSession", Buffer.from(request.finish()), "ArchiveService");
+    return ArchiveServiceGetSessionResponse.decode(reply).events.map((e) => e.eventId);
+  }
+}
+
 /**
- * Waits (up to `timeoutMs`) until the index holds every acked id of the given sessions;
+ * Waits (up to `timeoutMs`) until the store holds every acked id of the given sessions;
  * returns the acked ids it holds at the end.
  */
-export async function indexHolds(
-  reader: IndexReader,
+export async function storeHolds(
+  reader: SessionReader,
   sessionIds: readonly string[],
   ackedIds: ReadonlySet<string>,
   timeoutMs: number,

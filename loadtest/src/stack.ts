@@ -1,8 +1,12 @@
 // Starts the real SessionTrack processes the load test runs against (`sessiontrack <service>
 // serve` children on loopback ports with temp dirs) and the two reference bots.
 import { generateApiKey, writeTenantsFile } from "@sessiontrack/runtime";
+import { startMinio, type MinioServer } from "@sessiontrack/testkit";
+import { randomBytes } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+
+import { minioAvailable } from "./config.js";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -146,4 +150,123 @@ export function createStackHome(root: string): StackHome {
 /** Whether this checkout's CLI has `sessiontrack <service> serve`. */
 export function cliHasServe(service: "archive" | "index"): boolean {
   return existsSync(join(REPO_ROOT, `packages/cli/dist/commands/${service}-serve.js`));
+}
+
+/** The sinks the shipper feeds, as far as this checkout has them, and ingest's flags for them. */
+export interface Sinks {
+  index: ServedProcess | undefined;
+  archive: ServedProcess | undefined;
+  minio: MinioServer | undefined;
+  processes: ServedProcess[];
+  /** `--index-url`, `--archive-url`, `--service-key-file` for ingest (empty: no shipping). */
+  sinkArgs: string[];
+}
+
+/**
+ * Starts the index (SQLite FTS5, the embedded default) and the archive (on real MinIO when
+ * `make tools` built it, else a local directory) when this checkout's CLI serves them.
+ */
+export async function startSinks(options: {
+  home: StackHome;
+  workDir: string;
+  logs: string;
+  log: (line: string) => void;
+}): Promise<Sinks> {
+  const processes: ServedProcess[] = [];
+  let minio: MinioServer | undefined;
+  try {
+    return await startSinksInto(processes, (server) => (minio = server), options);
+  } catch (err) {
+    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+    await minio?.cleanup();
+    throw err;
+  }
+}
+
+async function startSinksInto(
+  processes: ServedProcess[],
+  onMinio: (server: MinioServer) => void,
+  options: { home: StackHome; workDir: string; logs: string; log: (line: string) => void },
+): Promise<Sinks> {
+  const { home, workDir, logs, log } = options;
+  let minio: MinioServer | undefined;
+  let index: ServedProcess | undefined;
+  const sinkArgs: string[] = [];
+  if (cliHasServe("index")) {
+    index = await spawnServed(
+      "index",
+      [
+        SESSIONTRACK_BIN,
+        "index",
+        "serve",
+        "--tenants",
+        home.tenantsFile,
+        "--data-dir",
+        join(workDir, "index-data"),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+      ],
+      /^index serving$/,
+      join(logs, "index.log"),
+    );
+    processes.push(index);
+    sinkArgs.push("--index-url", index.address);
+    log(`loadtest: index at ${index.address}`);
+  }
+  // The archive when this checkout's CLI can serve it: on real MinIO (S3) when `make tools`
+  // built it, so the MinIO-down mode can run, else on a local directory.
+  let archive: ServedProcess | undefined;
+  if (cliHasServe("archive")) {
+    const kekDir = join(home.root, "keks");
+    mkdirSync(kekDir, { mode: 0o700 });
+    writeFileSync(join(kekDir, home.tenant), randomBytes(32).toString("hex"), { mode: 0o600 });
+    let store = ["--data-dir", join(workDir, "archive-data")];
+    if (minioAvailable()) {
+      minio = await startMinio();
+      onMinio(minio);
+      store = [
+        "--store",
+        "s3",
+        "--s3-endpoint",
+        minio.endpoint,
+        "--s3-access-key",
+        minio.accessKey,
+        "--s3-secret-key",
+        minio.secretKey,
+        "--s3-bucket",
+        "sessiontrack-loadtest",
+      ];
+      log(`loadtest: MinIO at ${minio.endpoint}`);
+    }
+    archive = await spawnServed(
+      "archive",
+      [
+        SESSIONTRACK_BIN,
+        "archive",
+        "serve",
+        "--tenants",
+        home.tenantsFile,
+        "--kek-dir",
+        kekDir,
+        ...store,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+      ],
+      /^archive serving$/,
+      join(logs, "archive.log"),
+    );
+    processes.push(archive);
+    sinkArgs.push("--archive-url", archive.address);
+    log(`loadtest: archive at ${archive.address}`);
+  }
+  if (sinkArgs.length > 0) {
+    const serviceKeyFile = join(home.root, "service.key");
+    writeFileSync(serviceKeyFile, `${home.serviceKey}\n`, { mode: 0o600 });
+    sinkArgs.push("--service-key-file", serviceKeyFile);
+  }
+  return { index, archive, minio, processes, sinkArgs };
 }
