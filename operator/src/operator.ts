@@ -14,8 +14,8 @@ export interface RunningOperator {
   metrics: OperatorMetrics;
   /** True while this instance holds the lease (always true without leader election). */
   isLeader(): boolean;
-  /** Stops reconciling, releases the lease, closes the metrics server. */
-  close(): Promise<void>;
+  /** Stops reconciling, releases the lease (unless `releaseLease` is false), closes the metrics server. */
+  close(options?: { releaseLease?: boolean }): Promise<void>;
 }
 
 /**
@@ -64,6 +64,7 @@ export async function startOperator(
   metrics.leader.set(leading ? 1 : 0);
   await controller.start();
   let synced = true;
+  let closed = false;
   const server = await startMetricsServer({
     host: config.metricsListen.host,
     port: config.metricsListen.port,
@@ -91,11 +92,13 @@ export async function startOperator(
     controller,
     metrics,
     isLeader: () => leading,
-    close: async () => {
+    close: async (options = {}) => {
+      if (closed) return;
+      closed = true;
       synced = false;
       controller.setLeading(false);
       await controller.stop();
-      await elector?.stop();
+      await elector?.stop({ release: options.releaseLease !== false });
       await server.close();
     },
   };

@@ -54,6 +54,12 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
   namespaceCounter += 1;
   const name = `${prefix}-${process.pid}-${namespaceCounter}`;
   await admin.create({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+  // No controller-manager makes the default ServiceAccount that Pod admission looks up.
+  await admin.create({
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name: "default", namespace: name },
+  });
   return name;
 }
 
@@ -255,7 +261,10 @@ export async function createFakePod(
       },
       annotations: { "sessiontrack.io/metrics-url": metricsUrl },
     },
-    spec: { containers: [{ name: component, image: "registry.invalid/fake:1" }] },
+    spec: {
+      automountServiceAccountToken: false,
+      containers: [{ name: component, image: "registry.invalid/fake:1" }],
+    },
   });
 }
 
@@ -297,7 +306,9 @@ export async function startStallingProxy(target: URL): Promise<StallingProxy> {
     upstream.on("data", (chunk: Buffer) => {
       if (!pair.frozen) client.write(chunk);
     });
+    // A frozen connection does not pass on a close either: the far side just goes quiet.
     const end = () => {
+      if (pair.frozen) return;
       sockets.delete(pair);
       client.destroy();
       upstream.destroy();

@@ -54,7 +54,24 @@ export class Informer {
   /** Lists once (the cache is complete when this resolves) and starts watching. */
   async start(): Promise<void> {
     this.running = true;
-    await this.relist("initial");
+    // The first list retries transient failures (an API server still starting, a CRD's
+    // storage initialising); the cache must be complete before anyone reads it.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.relist("initial");
+        break;
+      } catch (error) {
+        if (!this.running) return;
+        const delay = Math.min(5_000, 100 * 2 ** attempt);
+        this.logger.warn(
+          { err: error, kind: this.options.kind, retryInMs: delay },
+          isStatus(error, 404)
+            ? "informer: kind not served (is the CRD installed?); retrying"
+            : "informer: initial list failed; retrying",
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
     this.synced = true;
     this.resyncTimer = setInterval(() => void this.relistSafely("periodic"), this.options.resyncMs);
     this.resyncTimer.unref();

@@ -64,12 +64,16 @@ export class LeaderElector {
     void this.tick();
   }
 
-  /** Stops campaigning; a leader releases the lease so a follower takes over at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops campaigning; a leader releases the lease so a follower takes over at once
+   * (unless `release` is false: then followers wait for it to expire, as after a crash).
+   */
+  async stop(options: { release?: boolean } = {}): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
     if (this.leading) {
       this.setLeading(false);
+      if (options.release === false) return;
       try {
         const lease = await this.read();
         if (lease?.spec?.holderIdentity === this.options.identity) {

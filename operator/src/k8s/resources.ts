@@ -32,6 +32,7 @@ const RESOURCES: Record<string, ResourceType> = {
     namespaced: true,
   },
   "v1/Event": { group: "", version: "v1", plural: "events", namespaced: true },
+  "v1/ServiceAccount": { group: "", version: "v1", plural: "serviceaccounts", namespaced: true },
   "v1/Namespace": { group: "", version: "v1", plural: "namespaces", namespaced: false },
   "coordination.k8s.io/v1/Lease": {
     group: "coordination.k8s.io",

@@ -1,0 +1,231 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, test } from "node:test";
+
+import { Metadata, credentials } from "@grpc/grpc-js";
+
+import { IngestServiceClient, type WatchConfigResponse } from "@sessiontrack/proto";
+import { generateApiKey, writeTenantsFile } from "@sessiontrack/runtime";
+
+import type { WriteRecord } from "./k8s/index.js";
+import {
+  REPO_ROOT,
+  createNamespace,
+  createStore,
+  getStore,
+  startStallingProxy,
+  startTestCluster,
+  startTestOperator,
+  storeRef,
+  waitFor,
+  type TestCluster,
+} from "./test-support.js";
+
+let cluster: TestCluster;
+before(async () => {
+  cluster = await startTestCluster();
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+const SESSIONTRACK_BIN = resolve(REPO_ROOT, "packages/cli/bin/sessiontrack.js");
+
+test("the kill switch reaches a real ingest's WatchConfig stream through the published ConfigMap", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "kill");
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  await createStore(admin, namespace, "st", {});
+  const readCapture = async () => {
+    const configMap = await admin.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" });
+    return (configMap?.["data"] as Record<string, string> | undefined)?.["capture.yaml"];
+  };
+  const initial = await waitFor("capture ConfigMap", readCapture);
+
+  // Play the kubelet: project the ConfigMap's key into a file, swapped atomically as a volume update is.
+  const home = mkdtempSync(join(tmpdir(), "operator-killswitch-"));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const captureFile = join(home, "capture.yaml");
+  writeFileSync(captureFile, initial);
+  let projected = initial;
+  const projector = setInterval(() => {
+    void readCapture().then(
+      (text) => {
+        if (text === undefined || text === projected) return;
+        projected = text;
+        writeFileSync(`${captureFile}.tmp`, text);
+        renameSync(`${captureFile}.tmp`, captureFile);
+      },
+      () => undefined,
+    );
+  }, 100);
+  t.after(() => clearInterval(projector));
+
+  const { key, sha256 } = generateApiKey();
+  const tenantsFile = join(home, "tenants.yaml");
+  writeTenantsFile(tenantsFile, [{ name: "acme", keys: [{ id: "bot", sha256, roles: ["ingest"] }] }]);
+  const child = spawn(
+    process.execPath,
+    [
+      SESSIONTRACK_BIN,
+      "ingest",
+      "serve",
+      "--data-dir",
+      join(home, "data"),
+      "--tenants",
+      tenantsFile,
+      "--capture-config",
+      captureFile,
+      "--listen",
+      "127.0.0.1:0",
+      "--metrics-listen",
+      "127.0.0.1:0",
+      "--log-level",
+      "info",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise((done) => child.once("exit", done));
+  t.after(async () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+    await exited;
+  });
+  const address = await new Promise<string>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error("ingest did not start within 20 s")), 20_000);
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; address?: string };
+        if (entry.msg === "ingest serving" && entry.address !== undefined) {
+          clearTimeout(timer);
+          done(entry.address);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+  });
+  const grpc = new IngestServiceClient(address, credentials.createInsecure());
+  t.after(() => grpc.close());
+  const metadata = new Metadata();
+  metadata.set("authorization", `Bearer ${key}`);
+  const received: WatchConfigResponse[] = [];
+  const stream = grpc.watchConfig({ botId: "bot-1", clientVersion: "operator-test" }, metadata);
+  stream.on("data", (response: WatchConfigResponse) => received.push(response));
+  stream.on("error", () => undefined);
+  t.after(() => stream.cancel());
+  await waitFor("first WatchConfig message", () => received.length > 0);
+  assert.equal(received[0]?.config?.enabled, true);
+
+  const flippedAt = Date.now();
+  await admin.mergePatch(storeRef(namespace, "st"), { spec: { capture: { enabled: false } } });
+  await waitFor(
+    "enabled=false on the WatchConfig stream",
+    () => received.some((response) => response.config?.enabled === false),
+    10_000,
+  );
+  const elapsed = Date.now() - flippedAt;
+  t.diagnostic(`kill switch reached WatchConfig ${elapsed} ms after the SessionStore patch`);
+  assert.ok(elapsed < 5_000, `kill switch took ${elapsed} ms`);
+  const store = await getStore(admin, namespace, "st");
+  assert.equal(store.status?.capture?.enabled, false);
+  assert.equal(
+    store.status?.capture?.configRevision,
+    received.at(-1)?.config?.revision,
+    "status names the revision ingest serves",
+  );
+  assert.match(readFileSync(captureFile, "utf8"), /enabled: false/);
+});
+
+test("a watch that goes silent is replaced by a relist and the missed change is reconciled", async (t) => {
+  const { cp, admin } = cluster;
+  const namespace = await createNamespace(admin, "silent");
+  const proxy = await startStallingProxy(new URL(cp.server));
+  t.after(() => proxy.close());
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), "operator-proxy-")), "kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    readFileSync(cp.kubeconfigPath, "utf8").replace(cp.server, `https://127.0.0.1:${proxy.port}`),
+  );
+  const operator = await startTestOperator(
+    cluster,
+    namespace,
+    { "watch-silence-ms": "1500", "request-timeout-ms": "3000" },
+    kubeconfig,
+  );
+  t.after(() => operator.close());
+  await createStore(admin, namespace, "st", {});
+  await waitFor("ingest StatefulSet", () =>
+    admin.get({ apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "st-ingest" }),
+  );
+  const silentBefore = operator.controller.relists()["SessionStore"]?.silent ?? 0;
+
+  // Every open connection (the watches) freezes without an error: the client would wait forever.
+  proxy.stallOpenConnections();
+  await admin.mergePatch(storeRef(namespace, "st"), { spec: { ingest: { replicas: 5 } } });
+  await waitFor(
+    "the change, after a relist",
+    async () => {
+      const sts = await admin.get({
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        namespace,
+        name: "st-ingest",
+      });
+      return (sts?.["spec"] as { replicas: number }).replicas === 5;
+    },
+    15_000,
+  );
+  assert.ok(
+    (operator.controller.relists()["SessionStore"]?.silent ?? 0) > silentBefore,
+    "the silence watchdog relisted",
+  );
+});
+
+test("with two operators only the leader writes; the follower takes over when the leader goes", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "leader");
+  const election = {
+    "leader-election": "true",
+    "lease-duration-ms": "2000",
+    "renew-deadline-ms": "1500",
+    "retry-period-ms": "250",
+  };
+  const first = await startTestOperator(cluster, namespace, { ...election, identity: "first" });
+  t.after(() => first.close());
+  await waitFor("first leads", () => first.isLeader());
+  const second = await startTestOperator(cluster, namespace, { ...election, identity: "second" });
+  t.after(() => second.close());
+  const writes: Record<string, WriteRecord[]> = { first: [], second: [] };
+  first.client.onWrite((write) => writes["first"]?.push(write));
+  second.client.onWrite((write) => writes["second"]?.push(write));
+
+  await createStore(admin, namespace, "st", {});
+  await waitFor(
+    "reconciled by the leader",
+    async () => (await getStore(admin, namespace, "st")).status?.observedGeneration === 1,
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok((writes["first"]?.length ?? 0) > 0, "the leader wrote");
+  assert.deepEqual(writes["second"], [], "the follower wrote nothing");
+  assert.equal(second.isLeader(), false);
+
+  // The leader goes away without releasing (as if killed): the lease expires, the follower leads.
+  await first.close({ releaseLease: false });
+  await waitFor("follower takes over", () => second.isLeader(), 15_000);
+  await admin.mergePatch(storeRef(namespace, "st"), { spec: { index: { replicas: 3 } } });
+  await waitFor("new leader reconciles", async () => {
+    const deployment = await admin.get({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      namespace,
+      name: "st-index",
+    });
+    return (deployment?.["spec"] as { replicas: number }).replicas === 3;
+  });
+  assert.ok((writes["second"]?.length ?? 0) > 0, "the new leader wrote");
+});
