@@ -16,6 +16,7 @@ import {
   streamAtFixedRate,
   streamAtMaxRate,
 } from "./ingest-load.js";
+import { runFreshnessBench } from "./freshness.js";
 import { runRedactionBench } from "./redaction.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -157,6 +158,9 @@ async function main(): Promise<void> {
     home.remove();
   }
 
+  // Freshness (ack → searchable) over a whole stack of processes: ingest → shipper → index + archive.
+  Object.assign(results, await runFreshnessBench({ seconds: SECONDS }));
+
   const benchDir = join(REPO, ".bench");
   mkdirSync(benchDir, { recursive: true });
   const latestPath = join(benchDir, "latest.json");
@@ -179,6 +183,7 @@ async function main(): Promise<void> {
     "ingest.ack_p99_ms": "<= 20",
     "ingest.ack_p99_server_ms_le": "<= 20",
     "sdk.capture_us_p50": "<= 5",
+    "index.freshness_p95_ms": "<= 1000",
     "ingest.redacted_events_per_s": ">= 100000",
   };
   console.log("\nfigure                          value        target");
