@@ -344,3 +344,66 @@ test("shipping settings fail fast and name the bad flag", () => {
   );
   assert.equal(loadIngestConfig(base, {}).shipping, undefined, "shipping is off without sink addresses");
 });
+
+test("with a sink down the WAL is bounded: ingest fails closed, then accepts again once it catches up", async (t) => {
+  const stack = await setUp(t);
+  stack.index.mode = "unavailable";
+  const { server, client } = await startIngest(t, stack, {
+    "wal-segment-bytes": String(1024 * 1024),
+    "wal-max-retained-bytes": String(3 * 1024 * 1024),
+  });
+  const text = "y".repeat(4000);
+  const batch = (): Buffer =>
+    encodeBatch(
+      Array.from({ length: 100 }, (_, i) =>
+        encodeEvent(
+          validEvent({
+            seq: i + 1,
+            payload: {
+              $case: "message",
+              value: {
+                turnId: "t",
+                turnIndex: 0,
+                role: 2,
+                provider: "",
+                model: "",
+                parts: [{ kind: { $case: "text", value: { text } } }],
+                usage: undefined,
+                finishReason: "",
+                latencyMs: 0,
+              },
+            },
+          }),
+        ),
+      ),
+    );
+  let refused: grpc.ServiceError | null = null;
+  for (let i = 0; i < 20 && refused === null; i += 1) {
+    refused = (await appendRaw(client, batch(), auth(`Bearer ${stack.ingestKey}`))).error;
+  }
+  assert.equal(refused?.code, grpc.status.RESOURCE_EXHAUSTED, "ingest refuses once the WAL bound is reached");
+  assert.match(refused?.details ?? "", /full/);
+  assert.ok(server.wal.stats().retainedBytes <= 3 * 1024 * 1024);
+
+  stack.index.mode = "ok";
+  await waitUntil(
+    "the index catches up",
+    () => server.wal.getCursor("index") === server.wal.lastDurableLsn(),
+  );
+  await waitUntil("segments are freed", () => server.wal.stats().segments === 1);
+  const again = await appendRaw(client, batch(), auth(`Bearer ${stack.ingestKey}`));
+  assert.equal(again.error, null, "appends succeed again");
+});
+
+test("close() ships what is durable before stopping, and does not hang on a dead sink", async (t) => {
+  const stack = await setUp(t);
+  const { server, client } = await startIngest(t, stack, { "shutdown-grace-ms": "1000" });
+  stack.archive.mode = "unavailable";
+  await append(client, stack.ingestKey, 50);
+  const started = Date.now();
+  await server.close();
+  const took = Date.now() - started;
+  assert.ok(took < 5_000, `close took ${took} ms`);
+  assert.equal(stack.index.eventIds.size, 50, "the healthy sink received everything before shutdown");
+  assert.equal(stack.archive.received.length, 0);
+});
