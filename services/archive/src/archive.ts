@@ -1,0 +1,438 @@
+import {
+  DataCorruptionError,
+  InvalidEventError,
+  NotFoundError,
+  SessionTrackError,
+} from "@sessiontrack/errors";
+import { Event, StoredEvent } from "@sessiontrack/proto";
+import type { Logger } from "@sessiontrack/runtime";
+
+import {
+  newDataKey,
+  reference,
+  unwrapDataKey,
+  wrapDataKey,
+  type DataKey,
+  type KeyEncryptionKey,
+  type KeyEncryptionKeyDirectory,
+} from "./keys.js";
+import type { ArchiveMetrics } from "./metrics.js";
+import {
+  assembleObject,
+  openSection,
+  parseObject,
+  sealSection,
+  type Codec,
+  type ParsedObject,
+  type SealedSection,
+} from "./object-format.js";
+import type { ObjectInfo, ObjectStore } from "./object-store.js";
+import type { RetentionPolicies } from "./policy.js";
+import {
+  catalogKey,
+  getRecord,
+  keyRecordKey,
+  newObjectKey,
+  putRecord,
+  subjectKey,
+  type CatalogEntry,
+  type KeyRecord,
+  type SessionCatalog,
+  type SubjectIndex,
+} from "./records.js";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const TENANT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const MAX_ID_LENGTH = 256;
+
+/** What the archive needs. */
+export interface ArchiveDeps {
+  store: ObjectStore;
+  keks: KeyEncryptionKeyDirectory;
+  policies: RetentionPolicies;
+  metrics: ArchiveMetrics;
+  logger: Logger;
+  /** Milliseconds since the epoch; injectable so tests can age objects. */
+  clock?: () => number;
+  codec?: Codec;
+}
+
+/** An event accepted for writing: its bytes exactly as received, plus what the archive indexes. */
+interface IncomingEvent {
+  bytes: Buffer;
+  tenant: string;
+  eventId: string;
+  sessionId: string;
+  seq: number;
+  userId: string;
+}
+
+/** Result of a WriteBatch. */
+export interface WriteResult {
+  written: number;
+  duplicates: number;
+  objects: number;
+}
+
+/** A decoded event read back, with its original bytes. */
+export interface ArchivedEvent {
+  bytes: Buffer;
+  eventId: string;
+  seq: number;
+}
+
+function checkId(value: string, field: string, index: number): void {
+  if (value === "") throw new InvalidEventError("is required", { eventIndex: index, field });
+  if (value.length > MAX_ID_LENGTH) {
+    throw new InvalidEventError(`is longer than ${MAX_ID_LENGTH} characters`, { eventIndex: index, field });
+  }
+}
+
+/** Decodes and checks one StoredEvent of a WriteBatch; InvalidEventError names the event and field. */
+export function decodeIncoming(bytes: Buffer, index: number): IncomingEvent {
+  let stored: StoredEvent;
+  try {
+    stored = StoredEvent.decode(bytes);
+  } catch (error) {
+    throw new InvalidEventError(
+      `is not a valid sessiontrack.v1.StoredEvent (${(error as Error).message})`,
+      { eventIndex: index },
+      { cause: error },
+    );
+  }
+  if (!TENANT_NAME.test(stored.tenant)) {
+    throw new InvalidEventError(`"${stored.tenant}" is not a tenant name (a DNS label)`, {
+      eventIndex: index,
+      field: "tenant",
+    });
+  }
+  checkId(stored.eventId, "event_id", index);
+  checkId(stored.sessionId, "session_id", index);
+  if (stored.seq < 1) throw new InvalidEventError("must be at least 1", { eventIndex: index, field: "seq" });
+  if (stored.event.length === 0)
+    throw new InvalidEventError("is empty: the encoded Event is required", {
+      eventIndex: index,
+      field: "event",
+    });
+  let event: Event;
+  try {
+    event = Event.decode(stored.event);
+  } catch (error) {
+    throw new InvalidEventError(
+      `is not a valid sessiontrack.v1.Event (${(error as Error).message})`,
+      { eventIndex: index, field: "event" },
+      { cause: error },
+    );
+  }
+  if (event.eventId !== stored.eventId || event.sessionId !== stored.sessionId) {
+    throw new InvalidEventError("event_id and session_id must match the encoded Event's", {
+      eventIndex: index,
+      field: "event",
+    });
+  }
+  return {
+    bytes,
+    tenant: stored.tenant,
+    eventId: stored.eventId,
+    sessionId: stored.sessionId,
+    seq: stored.seq,
+    userId: event.userId,
+  };
+}
+
+function byTenant<T extends { tenant: string }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.tenant);
+    if (group === undefined) groups.set(item.tenant, [item]);
+    else group.push(item);
+  }
+  return groups;
+}
+
+/**
+ * The archive's storage logic over an {@link ObjectStore}: batched, compressed,
+ * envelope-encrypted, checksummed objects; per-session catalogs for lookup and
+ * deduplication; erasure by destroying data keys; verification; local tiering.
+ * Writes and erasures of one tenant are serialized (one archive process owns a store).
+ */
+export class Archive {
+  readonly store: ObjectStore;
+  private readonly clock: () => number;
+  private readonly codec: Codec;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly keyCache = new Map<string, DataKey>();
+
+  constructor(private readonly deps: ArchiveDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock ?? Date.now;
+    this.codec = deps.codec ?? "br";
+  }
+
+  /** Runs `work` after every earlier piece of work of the same tenant. */
+  withTenantLock<T>(tenant: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(tenant) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(tenant, settled);
+    void settled.then(() => {
+      if (this.locks.get(tenant) === settled) this.locks.delete(tenant);
+    });
+    return next;
+  }
+
+  /** Stores encoded StoredEvents; duplicates of archived (tenant, event_id) are counted, not stored. */
+  async writeBatch(rawEvents: readonly Buffer[]): Promise<WriteResult> {
+    if (rawEvents.length === 0) throw new InvalidEventError("events: the batch is empty");
+    const incoming = rawEvents.map((bytes, index) => decodeIncoming(bytes, index));
+    const groups = byTenant(incoming);
+    // Every tenant of the batch needs its KEK before anything is written: never plaintext.
+    const keks = new Map<string, KeyEncryptionKey>();
+    for (const tenant of groups.keys()) keks.set(tenant, await this.deps.keks.forTenant(tenant));
+    const total: WriteResult = { written: 0, duplicates: 0, objects: 0 };
+    for (const [tenant, events] of groups) {
+      const result = await this.withTenantLock(tenant, () => this.writeTenant(keks.get(tenant)!, events));
+      total.written += result.written;
+      total.duplicates += result.duplicates;
+      total.objects += result.objects;
+    }
+    this.deps.metrics.events.inc({ result: "written" }, total.written);
+    if (total.duplicates > 0) this.deps.metrics.events.inc({ result: "duplicate" }, total.duplicates);
+    return total;
+  }
+
+  private async writeTenant(kek: KeyEncryptionKey, events: IncomingEvent[]): Promise<WriteResult> {
+    const tenant = kek.tenant;
+    const bySession = new Map<string, IncomingEvent[]>();
+    for (const event of events) {
+      const group = bySession.get(event.sessionId);
+      if (group === undefined) bySession.set(event.sessionId, [event]);
+      else group.push(event);
+    }
+    const plans = await Promise.all(
+      [...bySession].map(async ([sessionId, sessionEvents]) => {
+        const ref = reference(tenant, "session", sessionId);
+        const catalog = (await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref))) ?? {
+          v: 1 as const,
+          sessionId,
+          users: [],
+          entries: [],
+        };
+        const seen = new Set<string>();
+        for (const entry of catalog.entries) for (const [eventId] of entry.events) seen.add(eventId);
+        const fresh: IncomingEvent[] = [];
+        for (const event of sessionEvents) {
+          if (seen.has(event.eventId)) continue;
+          seen.add(event.eventId);
+          fresh.push(event);
+        }
+        return { sessionId, ref, catalog, fresh, duplicates: sessionEvents.length - fresh.length };
+      }),
+    );
+    const duplicates = plans.reduce((sum, plan) => sum + plan.duplicates, 0);
+    const toWrite = plans.filter((plan) => plan.fresh.length > 0);
+    if (toWrite.length === 0) return { written: 0, duplicates, objects: 0 };
+
+    // Keys and subject indexes are durable before any data that depends on them.
+    const keys = await Promise.all(toWrite.map((plan) => this.sessionKey(kek, plan.ref, true)));
+    const newUsers = new Map<string, string[]>();
+    for (const plan of toWrite) {
+      for (const event of plan.fresh) {
+        if (event.userId === "") continue;
+        const userRef = reference(tenant, "user", event.userId);
+        if (plan.catalog.users.includes(userRef)) continue;
+        plan.catalog.users.push(userRef);
+        newUsers.set(userRef, [...(newUsers.get(userRef) ?? []), plan.sessionId]);
+      }
+    }
+    await Promise.all(
+      [...newUsers].map(([userRef, sessions]) => this.addToSubject(tenant, userRef, sessions)),
+    );
+
+    const now = this.clock();
+    const objectKey = newObjectKey(tenant, now);
+    const sections: SealedSection[] = toWrite.map((plan, index) => {
+      plan.fresh.sort((a, b) => a.seq - b.seq);
+      return sealSection(
+        tenant,
+        plan.ref,
+        keys[index]!,
+        plan.fresh.map((event) => event.bytes),
+        this.codec,
+      );
+    });
+    const object = assembleObject(tenant, now, sections);
+    await this.store.put(objectKey, object);
+    this.deps.metrics.recordObject(
+      sections.reduce((sum, section) => sum + section.header.rawBytes, 0),
+      object.length,
+    );
+    await Promise.all(
+      toWrite.map((plan, index) => {
+        plan.catalog.entries.push({
+          object: objectKey,
+          section: sections[index]!.header.id,
+          keyId: keys[index]!.id,
+          createdAt: now,
+          events: plan.fresh.map((event) => [event.eventId, event.seq]),
+        });
+        return putRecord(this.store, catalogKey(tenant, plan.ref), plan.catalog);
+      }),
+    );
+    const written = toWrite.reduce((sum, plan) => sum + plan.fresh.length, 0);
+    return { written, duplicates, objects: 1 };
+  }
+
+  /** The session's data key, unwrapped; created (and stored wrapped) when `create` and absent. */
+  async sessionKey(kek: KeyEncryptionKey, sessionRef: string, create: true): Promise<DataKey>;
+  async sessionKey(kek: KeyEncryptionKey, sessionRef: string, create: false): Promise<DataKey | undefined>;
+  async sessionKey(kek: KeyEncryptionKey, sessionRef: string, create: boolean): Promise<DataKey | undefined> {
+    const cacheKey = `${kek.tenant}/${kek.id}/${sessionRef}`;
+    const cached = this.keyCache.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const recordKey = keyRecordKey(kek.tenant, sessionRef);
+    const record = await getRecord<KeyRecord>(this.store, recordKey);
+    let key: DataKey;
+    if (record !== undefined) {
+      key = unwrapDataKey(kek, record, sessionRef, recordKey);
+    } else if (create) {
+      key = newDataKey();
+      await putRecord(this.store, recordKey, {
+        ...wrapDataKey(kek, key, sessionRef),
+        session: sessionRef,
+      } satisfies KeyRecord);
+    } else {
+      return undefined;
+    }
+    if (this.keyCache.size > 10_000) this.keyCache.clear();
+    this.keyCache.set(cacheKey, key);
+    return key;
+  }
+
+  /** Forgets cached data keys of a session (after erasure). */
+  forgetKey(tenant: string, sessionRef: string): void {
+    for (const cacheKey of this.keyCache.keys()) {
+      if (cacheKey.startsWith(`${tenant}/`) && cacheKey.endsWith(`/${sessionRef}`))
+        this.keyCache.delete(cacheKey);
+    }
+  }
+
+  private async addToSubject(tenant: string, userRef: string, sessions: string[]): Promise<void> {
+    const key = subjectKey(tenant, userRef);
+    const index = (await getRecord<SubjectIndex>(this.store, key)) ?? { v: 1 as const, sessions: [] };
+    const before = index.sessions.length;
+    for (const session of sessions) if (!index.sessions.includes(session)) index.sessions.push(session);
+    if (index.sessions.length !== before) await putRecord(this.store, key, index);
+  }
+
+  /** Whether an object written at `createdAt` is past the tenant's retention at `now`. */
+  isExpired(tenant: string, createdAt: number, now = this.clock()): boolean {
+    const { retentionDays } = this.deps.policies.forTenant(tenant);
+    return retentionDays > 0 && now - createdAt >= retentionDays * DAY_MS;
+  }
+
+  /** A session's catalog; NotFoundError when the archive has nothing of it. */
+  async catalog(tenant: string, sessionId: string): Promise<{ ref: string; catalog: SessionCatalog }> {
+    const ref = reference(tenant, "session", sessionId);
+    const catalog = await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref));
+    if (catalog === undefined || catalog.entries.length === 0) {
+      throw new NotFoundError(`session "${sessionId}" is not in tenant "${tenant}"'s archive`);
+    }
+    return { ref, catalog };
+  }
+
+  /** Reads and checks an object; undefined when it is gone because its retention passed. */
+  async readObject(
+    tenant: string,
+    entry: Pick<CatalogEntry, "object" | "createdAt">,
+  ): Promise<ParsedObject | undefined> {
+    const bytes = await this.store.get(entry.object);
+    if (bytes === undefined) {
+      if (this.isExpired(tenant, entry.createdAt)) return undefined;
+      this.deps.metrics.readFailures.inc({ reason: "missing" });
+      throw new DataCorruptionError(`${entry.object}: object missing`);
+    }
+    try {
+      return parseObject(bytes, entry.object);
+    } catch (error) {
+      this.deps.metrics.readFailures.inc({ reason: "checksum" });
+      throw error;
+    }
+  }
+
+  /** A session's whole transcript, ordered by seq, each event's bytes exactly as written. */
+  async getSession(tenant: string, sessionId: string): Promise<ArchivedEvent[]> {
+    const kek = await this.deps.keks.forTenant(tenant);
+    const { ref, catalog } = await this.catalog(tenant, sessionId);
+    const dek = await this.sessionKey(kek, ref, false);
+    if (dek === undefined) {
+      this.deps.metrics.readFailures.inc({ reason: "key destroyed" });
+      throw new DataCorruptionError(`session "${sessionId}": its data key is destroyed (erased?)`);
+    }
+    const byObject = new Map<string, CatalogEntry[]>();
+    for (const entry of catalog.entries)
+      byObject.set(entry.object, [...(byObject.get(entry.object) ?? []), entry]);
+    const seen = new Set<string>();
+    const events: ArchivedEvent[] = [];
+    for (const [objectKey, entries] of byObject) {
+      const object = await this.readObject(tenant, entries[0]!);
+      if (object === undefined) continue;
+      for (const entry of entries) {
+        const section = object.header.sections.find((candidate) => candidate.id === entry.section);
+        if (section === undefined || section.session !== ref) {
+          this.deps.metrics.readFailures.inc({ reason: "section missing" });
+          throw new DataCorruptionError(
+            `${objectKey}: section ${entry.section} of session "${sessionId}" is missing`,
+          );
+        }
+        let opened: Buffer[];
+        try {
+          opened = openSection(object, section, dek, objectKey);
+        } catch (error) {
+          this.deps.metrics.readFailures.inc({ reason: "authentication" });
+          throw error;
+        }
+        for (const bytes of opened) {
+          const stored = StoredEvent.decode(bytes);
+          if (seen.has(stored.eventId)) continue;
+          seen.add(stored.eventId);
+          events.push({ bytes: Buffer.from(bytes), eventId: stored.eventId, seq: stored.seq });
+        }
+      }
+    }
+    return events.sort(
+      (a, b) => a.seq - b.seq || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
+    );
+  }
+
+  /** Tenants that have anything in the store. */
+  async tenants(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const info of await this.store.list("tenants/")) {
+      const name = info.key.split("/")[1];
+      if (name !== undefined) names.add(name);
+    }
+    return [...names].sort();
+  }
+
+  /** Session ids of a tenant, from its catalogs. */
+  async sessionIds(tenant: string): Promise<string[]> {
+    const ids: string[] = [];
+    const catalogs: ObjectInfo[] = (await this.store.list(`tenants/${tenant}/sessions/`)).filter((info) =>
+      info.key.endsWith("/catalog.json"),
+    );
+    for (const info of catalogs) {
+      const catalog = await getRecord<SessionCatalog>(this.store, info.key).catch(() => undefined);
+      if (catalog !== undefined) ids.push(catalog.sessionId);
+    }
+    return ids;
+  }
+
+  /** Whether an error is one a scan should skip past (unreadable data) rather than stop on. */
+  static isDataProblem(error: unknown): boolean {
+    return error instanceof SessionTrackError && (error.code === "DATA_LOSS" || error.code === "NOT_FOUND");
+  }
+}

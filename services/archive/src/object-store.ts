@@ -1,0 +1,203 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+
+import { InvalidEventError, StorageFullError, StorageUnavailableError } from "@sessiontrack/errors";
+
+/** One stored object as a listing reports it. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  lastModified: Date;
+  /** Where the object lives: "hot" (default) or "cold" (local store's cold tier). */
+  tier: "hot" | "cold";
+}
+
+/**
+ * Where archive objects live. Keys are `/`-separated paths (`tenants/<t>/…`); both
+ * implementations use the same keys, so the layout is the same on disk and in a bucket.
+ * A put is atomic: readers see the whole old object or the whole new one.
+ */
+export interface ObjectStore {
+  readonly kind: "local" | "s3";
+  /** Human-readable location, for logs. */
+  readonly location: string;
+  put(key: string, data: Buffer): Promise<void>;
+  /** The object's bytes, or undefined when it does not exist. */
+  get(key: string): Promise<Buffer | undefined>;
+  /** Deletes the object if present (idempotent). */
+  delete(key: string): Promise<void>;
+  /** Every object whose key starts with `prefix` (a `/`-terminated folder), sorted by key. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  close(): Promise<void>;
+}
+
+const SAFE_KEY = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/i;
+
+/** Refuses keys that could leave the store's root or that S3 and a file system would read differently. */
+export function checkObjectKey(key: string): void {
+  if (!SAFE_KEY.test(key) || key.split("/").includes("..")) {
+    throw new InvalidEventError(`object key "${key}" is not a safe relative path`);
+  }
+}
+
+function ioError(error: unknown, what: string): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new StorageFullError(`archive store is full while ${what}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return new StorageUnavailableError(`archive store failed while ${what}: ${(error as Error).message}`, {
+    cause: error,
+  });
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A local directory as the object store (the embedded default): hot objects under
+ * `<dir>/objects/<key>`, the cold tier under `<dir>/cold/<key>`. Writes go to a temp file
+ * that is fsync'd, renamed over the target, and the directory fsync'd.
+ */
+export class LocalObjectStore implements ObjectStore {
+  readonly kind = "local" as const;
+  readonly location: string;
+  private readonly hot: string;
+  private readonly cold: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly dir: string) {
+    this.hot = join(dir, "objects");
+    this.cold = join(dir, "cold");
+    this.location = dir;
+  }
+
+  private path(tier: "hot" | "cold", key: string): string {
+    checkObjectKey(key);
+    return join(tier === "hot" ? this.hot : this.cold, ...key.split("/"));
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const created = await mkdir(dir, { recursive: true });
+    if (created !== undefined) {
+      // New directories must survive a crash too: fsync each parent of what was created.
+      let child = dir;
+      while (child.length >= created.length) {
+        const parent = dirname(child);
+        await fsyncDirectory(parent);
+        if (parent === child) break;
+        child = parent;
+      }
+    }
+    this.knownDirs.add(dir);
+  }
+
+  async put(key: string, data: Buffer): Promise<void> {
+    const target = this.path("hot", key);
+    const dir = dirname(target);
+    const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
+    try {
+      await this.ensureDir(dir);
+      const handle = await open(temp, "wx", 0o600);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, target);
+      await fsyncDirectory(dir);
+      // A rewritten object that had moved to the cold tier must not shadow the new bytes.
+      await rm(this.path("cold", key), { force: true });
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw ioError(error, `writing ${key}`);
+    }
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    for (const tier of ["hot", "cold"] as const) {
+      try {
+        return await readFile(this.path(tier, key));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(error, `reading ${key}`);
+      }
+    }
+    return undefined;
+  }
+
+  async delete(key: string): Promise<void> {
+    for (const tier of ["hot", "cold"] as const) {
+      const path = this.path(tier, key);
+      try {
+        await unlink(path);
+        await fsyncDirectory(dirname(path));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw ioError(error, `deleting ${key}`);
+      }
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const found: ObjectInfo[] = [];
+    const folder = prefix.replace(/\/+$/, "");
+    for (const tier of ["hot", "cold"] as const) {
+      const root = tier === "hot" ? this.hot : this.cold;
+      const start = folder === "" ? root : join(root, ...folder.split("/"));
+      await this.walk(root, start, tier, found);
+    }
+    return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  private async walk(root: string, dir: string, tier: "hot" | "cold", out: ObjectInfo[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw ioError(error, `listing ${dir}`);
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(".")) continue; // temp files of writes in progress
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await this.walk(root, path, tier, out);
+      else if (entry.isFile()) {
+        const info = await stat(path).catch(() => undefined);
+        if (info === undefined) continue;
+        out.push({
+          key: relative(root, path).split(sep).join("/"),
+          size: info.size,
+          lastModified: info.mtime,
+          tier,
+        });
+      }
+    }
+  }
+
+  /** Moves a hot object to the cold tier (rename; both directories fsync'd). */
+  async moveToCold(key: string): Promise<void> {
+    const from = this.path("hot", key);
+    const to = this.path("cold", key);
+    try {
+      await this.ensureDir(dirname(to));
+      await rename(from, to);
+      await fsyncDirectory(dirname(to));
+      await fsyncDirectory(dirname(from));
+    } catch (error) {
+      throw ioError(error, `moving ${key} to the cold tier`);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open between calls.
+  }
+}

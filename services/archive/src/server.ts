@@ -1,0 +1,203 @@
+import { readFileSync } from "node:fs";
+
+import { parse as parseYaml } from "yaml";
+
+import {
+  PROTO_DIR,
+  sessionTrackProtoFiles,
+  startGrpcServer,
+  startMetricsServer,
+  TenantDirectory,
+  type Logger,
+} from "@sessiontrack/runtime";
+
+import { Archive } from "./archive.js";
+import { ArchiveService, RawArchiveServiceDefinition } from "./archive-service.js";
+import type { ArchiveConfig } from "./config.js";
+import { KeyEncryptionKeyDirectory } from "./keys.js";
+import { ArchiveMetrics } from "./metrics.js";
+import { LocalObjectStore, type ObjectInfo, type ObjectStore } from "./object-store.js";
+import { RetentionPolicies } from "./policy.js";
+import { S3ObjectStore } from "./s3-store.js";
+import { sweepLocalStore, type SweepResult } from "./tiering.js";
+
+/** A running archive service. */
+export interface ArchiveServer {
+  /** gRPC `host:port` actually bound. */
+  address: string;
+  /** Metrics `host:port` actually bound. */
+  metricsAddress: string;
+  /** The storage logic, for in-process use (tests, tools). */
+  archive: Archive;
+  store: ObjectStore;
+  /** Runs the local store's tiering/retention sweep now (no-op result on S3, where lifecycle rules do it). */
+  sweep(): Promise<SweepResult>;
+  close(): Promise<void>;
+}
+
+/** Options that are not settings: what tests inject. */
+export interface ArchiveServerOptions {
+  /** Milliseconds since the epoch; defaults to Date.now. */
+  clock?: () => number;
+}
+
+/** Tenant names of a tenants file (TenantDirectory validated the file already). */
+function tenantNames(path: string): string[] {
+  const document = parseYaml(readFileSync(path, "utf8")) as { tenants?: Array<{ name?: unknown }> };
+  return (document.tenants ?? []).map((tenant) => String(tenant.name));
+}
+
+/** Opens the configured object store (bucket lifecycle rules for every tenant on S3). */
+export function openObjectStore(
+  config: ArchiveConfig,
+  policies: RetentionPolicies,
+  tenants: readonly string[],
+): ObjectStore {
+  if (config.store === "local") return new LocalObjectStore(config.dataDir!);
+  const names = new Set([...tenants, ...policies.overrides.keys()]);
+  return new S3ObjectStore(
+    {
+      endpoint: config.s3Endpoint!,
+      bucket: config.s3Bucket,
+      region: config.s3Region,
+      accessKey: config.s3AccessKey!,
+      secretKey: config.s3SecretKey!,
+    },
+    [...names].sort().map((tenant) => ({ tenant, ...policies.forTenant(tenant) })),
+    config.s3ColdStorageClass,
+  );
+}
+
+/** Times every store call into the store-latency histogram. */
+function meteredStore(store: ObjectStore, metrics: ArchiveMetrics): ObjectStore {
+  const time = async <T>(op: string, work: () => Promise<T>): Promise<T> => {
+    const end = metrics.storeLatency.startTimer({ op });
+    try {
+      return await work();
+    } finally {
+      end();
+    }
+  };
+  return {
+    kind: store.kind,
+    location: store.location,
+    put: (key: string, data: Buffer) => time("put", () => store.put(key, data)),
+    get: (key: string) => time("get", () => store.get(key)),
+    delete: (key: string) => time("delete", () => store.delete(key)),
+    list: (prefix: string): Promise<ObjectInfo[]> => time("list", () => store.list(prefix)),
+    close: () => store.close(),
+  };
+}
+
+/**
+ * Starts the archive: loads tenants, retention policies and the object store (failing
+ * fast on bad files), then serves gRPC and metrics; on the local store a periodic sweep
+ * enforces tiering and retention.
+ */
+export async function startArchiveServer(
+  config: ArchiveConfig,
+  logger: Logger,
+  options: ArchiveServerOptions = {},
+): Promise<ArchiveServer> {
+  const clock = options.clock ?? Date.now;
+  const tenants = TenantDirectory.load(config.tenantsFile);
+  const policies = RetentionPolicies.load(config.policyFile, {
+    coldAfterDays: config.coldAfterDays,
+    retentionDays: config.retentionDays,
+  });
+  const keks = new KeyEncryptionKeyDirectory(config.kekDir);
+  const metrics = new ArchiveMetrics();
+  const rawStore = openObjectStore(config, policies, tenantNames(config.tenantsFile));
+  const store = meteredStore(rawStore, metrics);
+  const archive = new Archive({
+    store,
+    keks,
+    policies,
+    metrics,
+    logger: logger.child({ component: "archive" }),
+    clock,
+  });
+  const service = new ArchiveService({
+    archive,
+    tenants,
+    keks,
+    metrics,
+    logger: logger.child({ component: "archive-service" }),
+    clock,
+  });
+  const sweep = async (): Promise<SweepResult> => {
+    if (!(rawStore instanceof LocalObjectStore)) return { movedToCold: 0, expired: 0 };
+    return sweepLocalStore(
+      archive,
+      rawStore,
+      policies,
+      metrics,
+      logger.child({ component: "tiering" }),
+      clock(),
+    );
+  };
+  let draining = false;
+  let grpcServer;
+  let metricsServer;
+  try {
+    grpcServer = await startGrpcServer({
+      host: config.listen.host,
+      port: config.listen.port,
+      logger: logger.child({ component: "grpc" }),
+      services: [
+        {
+          name: "sessiontrack.v1.ArchiveService",
+          definition: RawArchiveServiceDefinition,
+          implementation: service.implementation(),
+        },
+      ],
+      reflection: { protoFiles: sessionTrackProtoFiles(), includeDirs: [PROTO_DIR] },
+      maxReceiveMessageBytes: 64 * 1024 * 1024,
+    });
+    metricsServer = await startMetricsServer({
+      host: config.metricsListen.host,
+      port: config.metricsListen.port,
+      registry: metrics.registry,
+      isReady: () => !draining,
+      logger: logger.child({ component: "metrics" }),
+    });
+  } catch (error) {
+    await grpcServer?.shutdown(0);
+    await rawStore.close();
+    throw error;
+  }
+  let sweeping: Promise<unknown> = Promise.resolve();
+  const timer =
+    rawStore instanceof LocalObjectStore
+      ? setInterval(() => {
+          sweeping = sweep().catch((error: unknown) => logger.error({ err: error }, "tiering sweep failed"));
+        }, config.sweepIntervalSeconds * 1000)
+      : undefined;
+  timer?.unref();
+  logger.info(
+    { store: rawStore.kind, location: rawStore.location, tenants: tenants.size },
+    "archive started",
+  );
+  const grpc = grpcServer;
+  const http = metricsServer;
+  let closing: Promise<void> | undefined;
+  return {
+    address: grpc.address,
+    metricsAddress: http.address,
+    archive,
+    store,
+    sweep,
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        if (timer !== undefined) clearInterval(timer);
+        await grpc.shutdown(config.shutdownGraceMs);
+        await sweeping;
+        await rawStore.close();
+        await http.close();
+        logger.info("archive stopped");
+      })();
+      return closing;
+    },
+  };
+}
