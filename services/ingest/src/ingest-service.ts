@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 
 import { InvalidEventError, SessionTrackError, StorageUnavailableError } from "@sessiontrack/errors";
-import type { StreamResponse, WatchConfigResponse } from "@sessiontrack/proto";
+import type { RedactionHit, StreamResponse, WatchConfigResponse } from "@sessiontrack/proto";
 import {
   AppendResponse,
   IngestServiceService,
@@ -118,6 +118,8 @@ export class IngestService {
     const receivedAt = new Date();
     const now = receivedAt.getTime();
     const redactor = this.deps.redactorFor(principal.tenant);
+    const redactionHits: RedactionHit[] = [];
+    let redactedEvents = 0;
     const records: WalRecordInput[] = batch.events.map((bytes, index) => {
       if (bytes.length > limits.maxEventBytes) {
         throw new InvalidEventError(`event is ${bytes.length} bytes; the limit is ${limits.maxEventBytes}`, {
@@ -129,6 +131,10 @@ export class IngestService {
       // Privacy rules per tenant, before anything is written: events the byte prefilter
       // clears keep their bytes; the others are redacted and re-encoded.
       const redacted = redactor.redactEncoded(bytes, event);
+      if (redacted.redactions.length > 0) {
+        redactedEvents += 1;
+        redactionHits.push(...redacted.redactions);
+      }
       return {
         key: `${principal.tenant}/${event.eventId}`,
         data: encodeStoredEvent(
@@ -146,6 +152,12 @@ export class IngestService {
     });
     const results = await wal.append(records);
     const duplicates = results.reduce((sum, result) => sum + (result.duplicate ? 1 : 0), 0);
+    if (redactedEvents > 0) {
+      this.deps.metrics.redactedEvents.inc(redactedEvents);
+      for (const hit of redactionHits) {
+        this.deps.metrics.redactions.inc({ rule: hit.rule, action: hit.action }, hit.count);
+      }
+    }
     this.deps.metrics.events.inc({ result: "accepted" }, count - duplicates);
     if (duplicates > 0) this.deps.metrics.events.inc({ result: "duplicate" }, duplicates);
     return { accepted: count - duplicates, duplicates };

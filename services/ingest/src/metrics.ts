@@ -34,6 +34,17 @@ export class IngestMetrics {
     help: "Open Stream calls.",
     registers: [this.registry],
   });
+  readonly redactions = new Counter({
+    name: "sessiontrack_ingest_redactions_total",
+    help: "Values redacted in stored events, by rule and action (mask, hash, drop).",
+    labelNames: ["rule", "action"] as const,
+    registers: [this.registry],
+  });
+  readonly redactedEvents = new Counter({
+    name: "sessiontrack_ingest_redacted_events_total",
+    help: "Stored events that redaction changed.",
+    registers: [this.registry],
+  });
   readonly configWatchers = new Gauge({
     name: "sessiontrack_ingest_config_watchers",
     help: "Open WatchConfig calls.",

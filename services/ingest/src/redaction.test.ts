@@ -23,7 +23,13 @@ const logger = createLogger({ name: "ingest-redaction-test", level: "silent" });
 async function startWithTenants(
   t: TestContext,
   tenants: Array<Omit<TenantEntry, "keys">>,
-): Promise<{ dir: string; keys: Map<string, string>; client: grpc.Client; close(): Promise<void> }> {
+): Promise<{
+  dir: string;
+  keys: Map<string, string>;
+  client: grpc.Client;
+  metricsAddress: string;
+  close(): Promise<void>;
+}> {
   const dir = mkdtempSync(join(tmpdir(), "sessiontrack-ingest-redaction-"));
   const keys = new Map<string, string>();
   const entries = tenants.map((tenant) => {
@@ -59,7 +65,7 @@ async function startWithTenants(
     await close();
     rmSync(dir, { recursive: true, force: true });
   });
-  return { dir, keys, client, close };
+  return { dir, keys, client, metricsAddress: server.metricsAddress, close };
 }
 
 /** Every StoredEvent in the WAL on disk, read as `sessiontrack wal dump` reads it. */
@@ -112,6 +118,9 @@ test("an event sent over gRPC is in the WAL already redacted, with its redaction
   );
   assert.equal(error, null);
   assert.deepEqual(AppendResponse.decode(response!), { accepted: 2, duplicates: 0 });
+  const metrics = await (await fetch(`http://${ingest.metricsAddress}/metrics`)).text();
+  assert.match(metrics, /^sessiontrack_ingest_redactions_total\{rule="email",action="mask"\} 2$/m);
+  assert.match(metrics, /^sessiontrack_ingest_redacted_events_total 1$/m);
   await ingest.close();
 
   const records = await storedOnDisk(join(ingest.dir, "data"));
