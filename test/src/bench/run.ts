@@ -17,6 +17,7 @@ import {
   streamAtMaxRate,
 } from "./ingest-load.js";
 import { runFreshnessBench } from "./freshness.js";
+import { runOperatorBench } from "./operator.js";
 import { runRedactionBench } from "./redaction.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -160,6 +161,8 @@ async function main(): Promise<void> {
 
   // Freshness (ack → searchable) over a whole stack of processes: ingest → shipper → index + archive.
   Object.assign(results, await runFreshnessBench({ seconds: SECONDS }));
+  // Operator: SessionStore change → reconciled, and canary breach → rolled back, on a real kube-apiserver.
+  Object.assign(results, await runOperatorBench());
 
   const benchDir = join(REPO, ".bench");
   mkdirSync(benchDir, { recursive: true });
