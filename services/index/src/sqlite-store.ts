@@ -58,6 +58,16 @@ CREATE INDEX IF NOT EXISTS documents_session ON documents (tenant, session_id, s
 CREATE INDEX IF NOT EXISTS documents_time ON documents (tenant, time);
 CREATE INDEX IF NOT EXISTS documents_user ON documents (tenant, user_id);
 CREATE INDEX IF NOT EXISTS documents_bot ON documents (tenant, bot_id, time);
+-- One row per session: what browsing a tenant's recent sessions reads instead of grouping
+-- every document. Kept exact by the writer (sessions are only ever erased whole).
+CREATE TABLE IF NOT EXISTS sessions (
+  tenant TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  events INTEGER NOT NULL,
+  last_time INTEGER NOT NULL,
+  PRIMARY KEY (tenant, session_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_recent ON sessions (tenant, last_time);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
   facets, text, content = 'documents', content_rowid = 'id',
   tokenize = 'unicode61 remove_diacritics 2'
@@ -184,7 +194,14 @@ export class SqliteIndexStore {
   }
 
   private readonly writeChunk = (documents: readonly IndexDocument[]): void => {
-    const find = this.statement("SELECT id, facets, text FROM documents WHERE tenant = ? AND event_id = ?");
+    const find = this.statement(
+      "SELECT id, session_id, facets, text FROM documents WHERE tenant = ? AND event_id = ?",
+    );
+    const countSession = this.statement(
+      `INSERT INTO sessions (tenant, session_id, events, last_time) VALUES (?, ?, 1, ?)
+       ON CONFLICT (tenant, session_id) DO UPDATE
+       SET events = events + 1, last_time = max(last_time, excluded.last_time)`,
+    );
     const ftsDelete = this.statement(
       "INSERT INTO documents_fts (documents_fts, rowid, facets, text) VALUES ('delete', ?, ?, ?)",
     );
@@ -202,7 +219,7 @@ export class SqliteIndexStore {
       const labels = labelsColumn(document.labels);
       const stored = Buffer.from(document.stored.buffer, document.stored.byteOffset, document.stored.length);
       const existing = find.get(document.tenant, document.eventId) as
-        { id: number; facets: string; text: string } | undefined;
+        { id: number; session_id: string; facets: string; text: string } | undefined;
       let id: number;
       if (existing === undefined) {
         id = this.nextRowId(document.tenant);
@@ -223,6 +240,7 @@ export class SqliteIndexStore {
           document.text,
           stored,
         );
+        countSession.run(document.tenant, document.sessionId, document.timeMs);
       } else {
         id = existing.id;
         ftsDelete.run(id, existing.facets, existing.text);
@@ -241,10 +259,24 @@ export class SqliteIndexStore {
           stored,
           id,
         );
+        // A replay normally changes nothing the summary holds; recount to stay exact if it did.
+        this.refreshSession(document.tenant, existing.session_id);
+        if (existing.session_id !== document.sessionId)
+          this.refreshSession(document.tenant, document.sessionId);
       }
       ftsInsert.run(id, facets, document.text);
     }
   };
+
+  /** Recomputes one session's summary row from its documents (removing it when none are left). */
+  private refreshSession(tenant: string, sessionId: string): void {
+    this.statement("DELETE FROM sessions WHERE tenant = ? AND session_id = ?").run(tenant, sessionId);
+    this.statement(
+      `INSERT INTO sessions (tenant, session_id, events, last_time)
+       SELECT tenant, session_id, count(*), max(time) FROM documents
+       WHERE tenant = ? AND session_id = ? GROUP BY tenant, session_id`,
+    ).run(tenant, sessionId);
+  }
 
   /** Adds or replaces documents in one transaction. */
   write(documents: readonly IndexDocument[]): void {
@@ -299,8 +331,9 @@ export class SqliteIndexStore {
     if (tenantNumber === undefined) return { sessions: [], totalHits: 0, totalSessions: 0 };
     const lo = tenantNumber * TENANT_SPAN;
     const hi = lo + TENANT_SPAN - 1;
-    const filters = this.filterSql(query);
     const text = ftsMatchText(query.text);
+    if (text === undefined && hasNoFilters(query)) return this.recentSessions(query, lo, hi);
+    const filters = this.filterSql(query);
     // Every match of the tenant, scored (bm25 with the facets column weighted 0; 0 when
     // browsing without text). bm25() cannot sit inside an aggregate, hence the CTE.
     const matches =
@@ -349,6 +382,40 @@ export class SqliteIndexStore {
     }
     const first = rows[0];
     return { sessions, totalHits: first?.total_hits ?? 0, totalSessions: first?.total_sessions ?? 0 };
+  }
+
+  /** Browsing a tenant without text or filters: its most recent sessions, from the summary table. */
+  private recentSessions(query: SearchQuery, lo: number, hi: number): BackendSearchResult {
+    const totals = this.statement(
+      "SELECT count(*) AS sessions, coalesce(sum(events), 0) AS hits FROM sessions WHERE tenant = ?",
+    ).get(query.tenant) as { sessions: number; hits: number };
+    const page = this.statement(
+      `SELECT session_id, events FROM sessions WHERE tenant = ?
+       ORDER BY last_time DESC, session_id LIMIT ? OFFSET ?`,
+    ).all(query.tenant, query.limit, query.offset) as Array<{ session_id: string; events: number }>;
+    const latest = this.statement(
+      `SELECT id FROM documents WHERE id BETWEEN ? AND ? AND tenant = ? AND session_id = ?
+       ORDER BY time DESC, seq DESC LIMIT ?`,
+    );
+    const rows: PageRow[] = [];
+    for (const session of page) {
+      for (const hit of latest.all(lo, hi, query.tenant, session.session_id, query.hitsPerSession) as Array<{
+        id: number;
+      }>) {
+        rows.push({
+          session_id: session.session_id,
+          n: session.events,
+          total_hits: totals.hits,
+          total_sessions: totals.sessions,
+          hit_id: hit.id,
+        });
+      }
+    }
+    return {
+      sessions: this.pageSessions(query, rows),
+      totalHits: totals.hits,
+      totalSessions: totals.sessions,
+    };
   }
 
   /** Reads the page's hits and builds the grouped result, highlighting in JS. */
@@ -416,20 +483,21 @@ export class SqliteIndexStore {
               .all(tenant, selector.sessionId)
               .map(() => selector.sessionId);
       const inSession = this.statement(
-        "SELECT id, facets, text FROM documents WHERE tenant = ? AND session_id = ?",
+        "SELECT id, session_id, facets, text FROM documents WHERE tenant = ? AND session_id = ?",
       );
       const byUser = this.statement(
-        "SELECT id, facets, text FROM documents WHERE tenant = ? AND user_id = ?",
+        "SELECT id, session_id, facets, text FROM documents WHERE tenant = ? AND user_id = ?",
       );
       const ftsDelete = this.statement(
         "INSERT INTO documents_fts (documents_fts, rowid, facets, text) VALUES ('delete', ?, ?, ?)",
       );
       const remove = this.statement("DELETE FROM documents WHERE id = ?");
-      const rows = new Map<number, { id: number; facets: string; text: string }>();
+      const rows = new Map<number, { id: number; session_id: string; facets: string; text: string }>();
       // A subject's sessions go whole: the bot's replies in them are about the subject too.
       for (const sessionId of sessions) {
         for (const row of inSession.all(tenant, sessionId) as Array<{
           id: number;
+          session_id: string;
           facets: string;
           text: string;
         }>)
@@ -438,15 +506,19 @@ export class SqliteIndexStore {
       if ("userId" in selector) {
         for (const row of byUser.all(tenant, selector.userId) as Array<{
           id: number;
+          session_id: string;
           facets: string;
           text: string;
         }>)
           rows.set(row.id, row);
       }
+      const touched = new Set<string>();
       for (const row of rows.values()) {
         ftsDelete.run(row.id, row.facets, row.text);
         remove.run(row.id);
+        touched.add(row.session_id);
       }
+      for (const sessionId of touched) this.refreshSession(tenant, sessionId);
       return { sessions, documentsRemoved: rows.size };
     });
     return run();
@@ -490,6 +562,19 @@ interface HitRow {
   bot_id: string;
   user_id: string;
   text: string;
+}
+
+function hasNoFilters(query: SearchQuery): boolean {
+  return (
+    query.botIds.length === 0 &&
+    query.userIds.length === 0 &&
+    query.models.length === 0 &&
+    query.labels.length === 0 &&
+    query.sessionIds.length === 0 &&
+    query.roles.length === 0 &&
+    query.sinceMs === undefined &&
+    query.untilMs === undefined
+  );
 }
 
 /** The labels column: one canonical token per line, so `instr` matches whole tokens only. */
