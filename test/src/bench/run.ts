@@ -17,6 +17,7 @@ import {
   streamAtMaxRate,
 } from "./ingest-load.js";
 import { runFreshnessBench } from "./freshness.js";
+import { benchIndexSearch } from "./index-search.js";
 import { runOperatorBench } from "./operator.js";
 import { runRedactionBench } from "./redaction.js";
 
@@ -163,6 +164,8 @@ async function main(): Promise<void> {
   Object.assign(results, await runFreshnessBench({ seconds: SECONDS }));
   // Operator: SessionStore change → reconciled, and canary breach → rolled back, on a real kube-apiserver.
   Object.assign(results, await runOperatorBench());
+  // Index: search latency at 1M messages on the embedded SQLite FTS5 backend.
+  Object.assign(results, await benchIndexSearch());
 
   const benchDir = join(REPO, ".bench");
   mkdirSync(benchDir, { recursive: true });
@@ -187,6 +190,7 @@ async function main(): Promise<void> {
     "ingest.ack_p99_server_ms_le": "<= 20",
     "sdk.capture_us_p50": "<= 5",
     "index.freshness_p95_ms": "<= 1000",
+    "index.search_p95_ms": "<= 50",
     "ingest.redacted_events_per_s": ">= 100000",
   };
   console.log("\nfigure                          value        target");
