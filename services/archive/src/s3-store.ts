@@ -119,7 +119,7 @@ export class S3ObjectStore implements ObjectStore {
       }
     }
     if (rules.length === 0) {
-      await this.client.removeBucketLifecycle(this.bucket);
+      // Nothing to enforce: leave whatever lifecycle an operator set on the bucket.
       return;
     }
     await this.client.setBucketLifecycle(this.bucket, { Rule: rules });
