@@ -191,7 +191,7 @@ test("the minimal example creates every owned object with limits and owner refer
   assert.deepEqual(restartWrites, [], "a restart re-renders identical objects and writes nothing");
 });
 
-test("spec changes are applied; a bad spec is reported as Degraded with the field named", async (t) => {
+test("spec changes are applied; external stores are not run; generated credentials are never rotated", async (t) => {
   const { admin } = cluster;
   const namespace = await createNamespace(admin, "changes");
   const operator = await startTestOperator(cluster, namespace);

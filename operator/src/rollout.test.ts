@@ -10,6 +10,7 @@ import {
   eventsFor,
   getStore,
   indexMetrics,
+  ingestMetrics,
   markWorkloadsReady,
   startMetricsEndpoint,
   startTestCluster,
@@ -290,6 +291,58 @@ test("an operator restarted mid-rollout resumes the same canary and finishes it"
     (event) => event.reason === "RolloutStarted",
   );
   assert.equal(starts.length, 1, "the restarted operator continued the rollout instead of starting over");
+});
+
+test("capture stages advance automatically only while their analysis passes; opt-out is always published", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "stages");
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  const ingest = await startMetricsEndpoint(ingestMetrics(1000, 500, 5)); // 50% errors
+  t.after(() => ingest.close());
+  await createStore(admin, namespace, "st", {
+    capture: {
+      sampleRate: 0,
+      advancement: "Automatic",
+      stages: [
+        { name: "internal", selector: { userGroups: ["bot-team"] }, bakeTime: "1s" },
+        { name: "full", selector: { percentage: 100 }, bakeTime: "1s" },
+      ],
+      optOut: { users: ["user-4711"], bots: ["legal-assistant"], tenants: ["globex"] },
+    },
+  });
+  await createFakePod(admin, namespace, "st", "ingest", "stable", ingest.url);
+  const captureText = async () =>
+    (
+      (await admin.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" }))?.["data"] as
+        Record<string, string> | undefined
+    )?.["capture.yaml"] ?? "";
+  await waitFor("stage internal published", async () => /stage: internal/.test(await captureText()));
+  const internal = await captureText();
+  assert.match(internal, /sampleRate: 0\n/);
+  assert.match(internal, /userGroups:\n\s+- bot-team/);
+  assert.match(internal, /userIds:\n\s+- user-4711/);
+  assert.match(internal, /botIds:\n\s+- legal-assistant/);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(
+    (await getStore(admin, namespace, "st")).status?.capture?.stage,
+    "internal",
+    "a failing stage does not advance",
+  );
+
+  ingest.set(ingestMetrics(2000, 0, 5));
+  await waitFor(
+    "stage full",
+    async () => (await getStore(admin, namespace, "st")).status?.capture?.stage === "full",
+    15_000,
+  );
+  const full = await captureText();
+  assert.match(full, /stage: full/);
+  assert.match(full, /sampleRate: 1\n/);
+  assert.match(full, /userIds:\n\s+- user-4711/, "opt-out stays published in every stage");
+  assert.ok(
+    (await eventsFor(admin, namespace, "st")).some((event) => event.reason === "CaptureStageAdvanced"),
+  );
 });
 
 export type { FakeMetricsEndpoint };
