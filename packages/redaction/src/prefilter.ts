@@ -198,6 +198,8 @@ function scanBytes(buffer: Buffer, from: number, end: number, all: boolean): num
       previousDigit = false;
       continue;
     }
+    // A space outside a digit run changes nothing (digits === 0 implies !previousDigit).
+    if (kind === SEPARATOR && digits === 0 && dottedGroups === 0) continue;
     if (kind === DIGIT) {
       digits += 1;
       if (digits >= 8) found |= CORE_DIGITS;
