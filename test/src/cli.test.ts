@@ -18,7 +18,7 @@ function sessiontrack(
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-test("`sessiontrack dev` runs the demo bot end to end and `wal dump` shows what it stored", (t) => {
+test("`sessiontrack dev` runs ingest, index and archive, the demo bot's sessions become searchable, and `wal dump` shows the log", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "sessiontrack-dev-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const dev = sessiontrack([
@@ -26,6 +26,10 @@ test("`sessiontrack dev` runs the demo bot end to end and `wal dump` shows what 
     "--data-dir",
     dir,
     "--listen",
+    "127.0.0.1:0",
+    "--index-listen",
+    "127.0.0.1:0",
+    "--archive-listen",
     "127.0.0.1:0",
     "--metrics-listen",
     "127.0.0.1:0",
@@ -36,7 +40,34 @@ test("`sessiontrack dev` runs the demo bot end to end and `wal dump` shows what 
   const summary = /Demo bot captured (\d+) events in 3 sessions; (\d+) acknowledged/.exec(dev.stdout);
   assert.ok(summary, `no demo summary in:\n${dev.stdout}`);
   assert.equal(summary[1], summary[2], "every demo event was acknowledged");
-  assert.match(dev.stdout, /demo-\d+-1 {2}tenant=demo {2}events=\d+/);
+  assert.match(dev.stdout, /All \d+ events are archived and searchable/);
+  const stored = [
+    ...dev.stdout.matchAll(
+      /demo-\d+-[123] {2}tenant=demo {2}events=(\d+) {2}\(archive: (\d+), index: (\d+)\)/g,
+    ),
+  ];
+  assert.equal(stored.length, 3, "three sessions read back");
+  for (const [, events, archived, indexed] of stored) {
+    assert.equal(archived, events);
+    assert.equal(indexed, events, "the index holds every archived event");
+  }
+  assert.equal(
+    stored.reduce((sum, [, events]) => sum + Number(events), 0),
+    Number(summary[1]),
+    "every acknowledged event is in the archive",
+  );
+  assert.match(dev.stdout, /npx sessiontrack search "refund" --api-key-file \S+read\.key/);
+  assert.match(
+    dev.stdout,
+    /user: .*a «refund» of the shipping fee/,
+    "the search result is printed with its highlight",
+  );
+  assert.doesNotMatch(
+    dev.stdout,
+    /jane\.doe@example\.com/,
+    "the demo's email address was redacted before storage",
+  );
+  assert.match(dev.stdout, /redacted 1× email in message\.parts\[0\]\.text/);
 
   const dump = sessiontrack(["wal", "dump", "--data-dir", join(dir, "ingest")]);
   assert.equal(dump.status, 0, dump.stderr);
@@ -57,6 +88,18 @@ test("`sessiontrack dev` runs the demo bot end to end and `wal dump` shows what 
   }
 });
 
+/** Runs the CLI with no key in the environment, so a missing key is reported, not found. */
+function sessiontrackWithoutKeys(args: string[]): { status: number | null; stderr: string } {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith("SESSIONTRACK_")) delete env[name];
+  const result = spawnSync(process.execPath, [SESSIONTRACK_BIN, ...args], {
+    encoding: "utf8",
+    env,
+    timeout: 30_000,
+  });
+  return { status: result.status, stderr: result.stderr };
+}
+
 test("the CLI names what is wrong and exits 2 on bad usage", () => {
   const cases: Array<{ args: string[]; message: RegExp }> = [
     { args: ["frobnicate"], message: /unknown command "frobnicate"/ },
@@ -65,9 +108,27 @@ test("the CLI names what is wrong and exits 2 on bad usage", () => {
     { args: ["ingest", "serve", "--tenants", "x.yaml"], message: /data-dir/i },
     { args: ["ingest", "serve", "--bogus"], message: /bogus/ },
     { args: ["keys", "generate", "--roles", "root"], message: /unknown role\(s\) root/ },
+    { args: ["index", "serve", "--bogus", "1"], message: /bogus/ },
+    { args: ["index", "serve", "--tenants", "x.yaml"], message: /dataDir.*data-dir/ },
+    { args: ["archive", "serve", "--tenants", "x.yaml", "--data-dir", "d"], message: /kek-dir/ },
+    { args: ["search", "refund", "--limit", "0"], message: /--limit: "0" must be a whole number/ },
+    { args: ["search", "refund", "--since", "yesterday"], message: /--since: "yesterday" is not a time/ },
+    {
+      args: ["search", "refund", "--index-url", "nowhere"],
+      message: /--index-url: "nowhere" is not an address/,
+    },
+    {
+      args: ["search", "refund", "--api-key-file", "/nonexistent/key"],
+      message: /--api-key-file: .* does not exist/,
+    },
+    { args: ["session", "get"], message: /a session id is required/ },
+    { args: ["session", "get", "s1", "--from", "disk"], message: /--from: "disk" must be archive or index/ },
+    { args: ["erase"], message: /exactly one of --user or --session/ },
+    { args: ["erase", "--user", "u", "--session", "s"], message: /exactly one of --user or --session/ },
+    { args: ["index", "rebuild", "--batch", "x"], message: /--batch/ },
   ];
   for (const { args, message } of cases) {
-    const result = sessiontrack(args);
+    const result = sessiontrackWithoutKeys(args);
     assert.equal(result.status, 2, `${args.join(" ")} exited ${result.status}: ${result.stderr}`);
     assert.match(result.stderr, message, args.join(" "));
   }

@@ -41,11 +41,11 @@ export const DEMO_SESSIONS: readonly DemoSession[] = [
         assistant: "I've checked order 88213: DHL reports a delay and now expects to deliver it on Thursday.",
       },
       {
-        user: "That's the second delay. Can I get a refund of the shipping fee?",
+        user: "That's the second delay. Can I get a refund of the shipping fee? Email me at jane.doe@example.com or call +44 20 7946 0958.",
         provider: "anthropic",
         model: "claude-sonnet-4",
         assistant:
-          "I'm sorry about the repeated delay. I've refunded the £4.99 shipping fee to your original payment method; it should show within 3–5 working days.",
+          "I'm sorry about the repeated delay. I've refunded the £4.99 shipping fee to your original payment method; it should show within 3–5 working days, and a confirmation is on its way by email.",
       },
     ],
     feedback: { score: 1, comment: "quick and helpful" },

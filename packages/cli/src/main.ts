@@ -1,15 +1,6 @@
 import { ConfigError, SessionTrackError } from "@sessiontrack/errors";
 
 import { UsageError } from "./args.js";
-import { runDev } from "./commands/dev.js";
-import { runErase } from "./commands/erase.js";
-import { runIndexRebuild } from "./commands/index-rebuild.js";
-import { runIndexServe } from "./commands/index-serve.js";
-import { runIngestServe } from "./commands/ingest-serve.js";
-import { runKeysGenerate } from "./commands/keys.js";
-import { runSearch } from "./commands/search.js";
-import { runSessionGet } from "./commands/session-get.js";
-import { runWalDump } from "./commands/wal-dump.js";
 import { RemoteCallError } from "./remote.js";
 
 const USAGE = `sessiontrack — session storage for AI bots
@@ -45,16 +36,23 @@ Run any command with --help for its options.`;
 
 type Command = (argv: readonly string[]) => Promise<number> | number;
 
+/** Commands load on demand, so a quick command does not pay for the servers' modules. */
+const lazy =
+  <Name extends string>(load: () => Promise<Record<Name, Command>>, name: Name): Command =>
+  async (argv) =>
+    (await load())[name](argv);
+
 const COMMANDS: Record<string, Command> = {
-  dev: runDev,
-  "ingest serve": runIngestServe,
-  "index serve": runIndexServe,
-  "index rebuild": runIndexRebuild,
-  search: runSearch,
-  "session get": runSessionGet,
-  erase: runErase,
-  "wal dump": runWalDump,
-  "keys generate": runKeysGenerate,
+  dev: lazy(() => import("./commands/dev.js"), "runDev"),
+  "ingest serve": lazy(() => import("./commands/ingest-serve.js"), "runIngestServe"),
+  "index serve": lazy(() => import("./commands/index-serve.js"), "runIndexServe"),
+  "archive serve": lazy(() => import("./commands/archive-serve.js"), "runArchiveServe"),
+  "index rebuild": lazy(() => import("./commands/index-rebuild.js"), "runIndexRebuild"),
+  search: lazy(() => import("./commands/search.js"), "runSearch"),
+  "session get": lazy(() => import("./commands/session-get.js"), "runSessionGet"),
+  erase: lazy(() => import("./commands/erase.js"), "runErase"),
+  "wal dump": lazy(() => import("./commands/wal-dump.js"), "runWalDump"),
+  "keys generate": lazy(() => import("./commands/keys.js"), "runKeysGenerate"),
 };
 
 /** Entry point of the `sessiontrack` binary; returns the process exit code. */

@@ -144,7 +144,8 @@ export async function runSearch(argv: readonly string[]): Promise<number> {
   }
 }
 
-function printResults(query: string, response: SearchResponse): void {
+/** Prints a search response as sessions with their highlighted hits. */
+export function printResults(query: string, response: SearchResponse): void {
   if (response.sessions.length === 0) {
     console.log(`No matches for "${query}".`);
     return;
@@ -165,5 +166,4 @@ function printResults(query: string, response: SearchResponse): void {
     `\n${response.totalHits} matching event${response.totalHits === 1 ? "" : "s"} in ${response.sessions.length} session${response.sessions.length === 1 ? "" : "s"} (${response.tookMs} ms)` +
       (response.nextPageToken === "" ? "" : `; more: --page-token ${response.nextPageToken}`),
   );
-  console.log(`Full transcript: npx sessiontrack session get ${response.sessions[0]!.sessionId}`);
 }
