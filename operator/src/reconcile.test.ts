@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { after, before, test } from "node:test";
 
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
 
 import type { KubeObject } from "./k8s/index.js";
 import type { WriteRecord } from "./k8s/index.js";
@@ -249,4 +249,68 @@ test("spec changes are applied; external stores are not run; generated credentia
   const again = await admin.get({ apiVersion: "v1", kind: "Secret", namespace, name: "st-s3" });
   assert.deepEqual(again?.["data"], secret?.["data"], "credentials are never rotated by a reconcile");
   assert.equal(again?.metadata.resourceVersion, secret?.metadata.resourceVersion);
+});
+
+test("the operator works with exactly the RBAC the Helm chart grants", async (t) => {
+  const { cp, admin } = cluster;
+  const namespace = await createNamespace(admin, "rbac");
+  const rendered = await cp.helm([
+    "template",
+    "st",
+    resolve(REPO_ROOT, "charts/sessiontrack"),
+    "--namespace",
+    namespace,
+    "--set",
+    `watchNamespace=${namespace}`,
+  ]);
+  assert.equal(rendered.code, 0, rendered.stderr);
+  const rbacKinds = new Set(["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]);
+  const documents = parseAllDocuments(rendered.stdout)
+    .map((document) => document.toJS() as KubeObject | null)
+    .filter((object): object is KubeObject => object !== null && rbacKinds.has(object.kind));
+  const account = documents.find((object) => object.kind === "ServiceAccount")?.metadata.name;
+  assert.ok(account, "the chart renders a ServiceAccount");
+  const applied = await cp.kubectl(["apply", "-n", namespace, "-f", "-"], {
+    input: JSON.stringify({ apiVersion: "v1", kind: "List", items: documents }),
+  });
+  assert.equal(applied.code, 0, applied.stderr);
+  const kubeconfig = await cp.serviceAccountKubeconfig(namespace, account);
+  const operator = await startTestOperator(
+    cluster,
+    namespace,
+    {
+      "leader-election": "true",
+      "lease-duration-ms": "3000",
+      "renew-deadline-ms": "2000",
+      "retry-period-ms": "250",
+    },
+    kubeconfig,
+  );
+  t.after(() => operator.close());
+  await waitFor("leadership under the chart's RBAC", () => operator.isLeader());
+  for (const file of ["tenants-secret.yaml", "sessionstore-minimal.yaml"]) {
+    const created = await cp.kubectl(["apply", "-n", namespace, "-f", resolve(REPO_ROOT, "examples", file)]);
+    assert.equal(created.code, 0, created.stderr);
+  }
+  const store = await waitFor("reconciled under the chart's RBAC", async () => {
+    const current = await getStore(admin, namespace, "sessiontrack");
+    return current.status?.observedGeneration === current.metadata.generation ? current : undefined;
+  });
+  assert.equal(condition(store, "Degraded")?.status, "False");
+  for (const [apiVersion, kind, name] of [
+    ["apps/v1", "StatefulSet", "sessiontrack-ingest"],
+    ["v1", "Secret", "sessiontrack-s3"],
+    ["v1", "ConfigMap", "sessiontrack-capture"],
+  ] as const) {
+    assert.ok(
+      await admin.get({ apiVersion, kind, namespace, name }),
+      `${kind}/${name} created with the chart's permissions`,
+    );
+  }
+  assert.ok(
+    (await eventsFor(admin, namespace, "sessiontrack")).length > 0,
+    "events recorded with the chart's permissions",
+  );
+  const errors = (await operator.metrics.reconcileErrors.get()).values[0]?.value ?? 0;
+  assert.equal(errors, 0, "no reconcile failed for lack of a permission");
 });
