@@ -166,7 +166,7 @@ export class Archive {
   constructor(private readonly deps: ArchiveDeps) {
     this.store = deps.store;
     this.clock = deps.clock ?? Date.now;
-    this.codec = deps.codec ?? "br";
+    this.codec = deps.codec ?? "deflate-d1";
   }
 
   /** Runs `work` after every earlier piece of work of the same tenant. */

@@ -19,6 +19,7 @@ import {
 
 import { DataCorruptionError } from "@sessiontrack/errors";
 
+import { DEFLATE_DICTIONARY_V1 } from "./dictionary.js";
 import type { DataKey } from "./keys.js";
 
 export const FORMAT_VERSION = 1;
@@ -28,7 +29,7 @@ const CHECKSUM_BYTES = 32;
 const MAX_HEADER_BYTES = 16 * 1024 * 1024;
 
 /** How a section's plaintext is compressed. */
-export type Codec = "br" | "deflate";
+export type Codec = "deflate-d1" | "br" | "deflate";
 
 /** One section's description in the object header. */
 export interface SectionHeader {
@@ -88,21 +89,29 @@ function sectionAad(tenant: string, section: SectionHeader): Buffer {
 }
 
 function compress(codec: Codec, data: Buffer): Buffer {
-  if (codec === "br") {
-    return brotliCompressSync(data, {
-      params: {
-        [constants.BROTLI_PARAM_QUALITY]: 9,
-        [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
-        [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
-      },
-    });
+  switch (codec) {
+    case "deflate-d1":
+      return deflateRawSync(data, { level: 9, dictionary: DEFLATE_DICTIONARY_V1 });
+    case "deflate":
+      return deflateRawSync(data, { level: 9 });
+    case "br":
+      return brotliCompressSync(data, {
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: 9,
+          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+          // A window sized to the input: the default 4 MiB window makes small sections slow.
+          [constants.BROTLI_PARAM_LGWIN]: Math.min(24, Math.max(16, Math.ceil(Math.log2(data.length + 1)))),
+        },
+      });
   }
-  return deflateRawSync(data, { level: 9 });
 }
 
 function decompress(codec: Codec, data: Buffer, maxBytes: number): Buffer {
-  if (codec === "br") return brotliDecompressSync(data, { maxOutputLength: Math.max(1, maxBytes) });
-  if (codec === "deflate") return inflateRawSync(data, { maxOutputLength: Math.max(1, maxBytes) });
+  const maxOutputLength = Math.max(1, maxBytes);
+  if (codec === "deflate-d1")
+    return inflateRawSync(data, { maxOutputLength, dictionary: DEFLATE_DICTIONARY_V1 });
+  if (codec === "deflate") return inflateRawSync(data, { maxOutputLength });
+  if (codec === "br") return brotliDecompressSync(data, { maxOutputLength });
   throw new Error(`unknown codec "${String(codec)}"`);
 }
 

@@ -16,6 +16,7 @@ import {
   streamAtFixedRate,
   streamAtMaxRate,
 } from "./ingest-load.js";
+import { measureArchive } from "./archive.js";
 import { runFreshnessBench } from "./freshness.js";
 import { benchIndexSearch } from "./index-search.js";
 import { runOperatorBench } from "./operator.js";
@@ -166,6 +167,8 @@ async function main(): Promise<void> {
   Object.assign(results, await runOperatorBench());
   // Index: search latency at 1M messages on the embedded SQLite FTS5 backend.
   Object.assign(results, await benchIndexSearch());
+  // Archive: WriteBatch MB/s (local store, fsync'd) and compression ratio on realistic support chats.
+  Object.assign(results, await measureArchive());
 
   const benchDir = join(REPO, ".bench");
   mkdirSync(benchDir, { recursive: true });
@@ -192,6 +195,7 @@ async function main(): Promise<void> {
     "index.freshness_p95_ms": "<= 1000",
     "index.search_p95_ms": "<= 50",
     "ingest.redacted_events_per_s": ">= 100000",
+    "archive.compression_ratio": ">= 5",
   };
   console.log("\nfigure                          value        target");
   for (const [name, value] of Object.entries(results)) {
