@@ -265,18 +265,18 @@ export async function runDev(argv: readonly string[]): Promise<number> {
       console.log(`${transcripts[0]}\n`);
 
       const query = "refund";
-      console.log(
-        `Search it yourself:\n  npx sessiontrack search "${query}" --api-key-file ${readKeyFile}${indexFlag}\n`,
-      );
-      printResults(query, await search({ query, sessionIds, highlightPreTag: "«", highlightPostTag: "»" }));
-      console.log(`
-More to try:
+      console.log(`More to try:
   npx sessiontrack search "munich" --model gpt-4o --api-key-file ${readKeyFile}${indexFlag}
   npx sessiontrack erase --user user-3150 --api-key-file ${displayPath(keys.files.admin)}${ingest.address === "127.0.0.1:7070" ? "" : ` --ingest-url ${ingest.address}`}
   npx sessiontrack wal dump --data-dir ${displayPath(ingestConfig.dataDir)} | head
   curl -s http://${ingest.metricsAddress}/metrics | grep sessiontrack_shipper
   edit ${displayPath(captureConfigFile)} (enabled: false) to flip the capture kill switch
 `);
+      console.log(
+        `Search it yourself:\n  npx sessiontrack search "${query}" --api-key-file ${readKeyFile}${indexFlag}\n`,
+      );
+      // Exactly what the command above prints (earlier runs' sessions included).
+      printResults(query, await search({ query, highlightPreTag: "«", highlightPostTag: "»" }));
     } finally {
       indexClient.close();
       archiveClient.close();
