@@ -31,6 +31,8 @@ export interface CpuWindow {
   requests: number;
   cpuMs: number;
   cpuUsPerRequest: number;
+  /** Events the SDK accepted in the window (0 with capture off). */
+  events: number;
 }
 
 /** The difference between two stats snapshots of one bot. */
@@ -41,6 +43,7 @@ export function cpuWindow(before: BotStats, after: BotStats): CpuWindow {
     requests,
     cpuMs: cpuUs / 1000,
     cpuUsPerRequest: requests > 0 ? cpuUs / requests : Number.NaN,
+    events: (after.sdk?.captured ?? 0) - (before.sdk?.captured ?? 0),
   };
 }
 
@@ -88,6 +91,9 @@ export interface OverheadResult {
   cpuPct: number;
   /** Failed requests of both variants. */
   errors: number;
+  /** Captured events per request, and capture's extra CPU per captured event (µs). */
+  eventsPerRequest: number;
+  captureCpuUsPerEvent: number;
   k6ExitCode: number;
 }
 
@@ -116,6 +122,9 @@ export function overheadOf(
     p99Pct: pct(on.p99, off.p99),
     cpuPct: pct(on.cpuUsPerRequest, off.cpuUsPerRequest),
     errors: (Number.isNaN(failed) ? 0 : failed) + botErrors,
+    eventsPerRequest: on.requests > 0 ? on.events / on.requests : Number.NaN,
+    captureCpuUsPerEvent:
+      on.events > 0 ? ((on.cpuUsPerRequest - off.cpuUsPerRequest) * on.requests) / on.events : Number.NaN,
     k6ExitCode,
   };
 }

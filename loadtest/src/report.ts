@@ -27,6 +27,8 @@ function overheadJson(result: OverheadResult): Record<string, unknown> {
     p95_pct: round(result.p95Pct),
     p99_pct: round(result.p99Pct),
     cpu_pct: round(result.cpuPct),
+    events_per_request: round(result.eventsPerRequest),
+    capture_cpu_us_per_event: round(result.captureCpuUsPerEvent, 1),
     errors: result.errors,
     k6_exit_code: result.k6ExitCode,
     off: variant(result.off),
@@ -41,6 +43,7 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
   return {
     passed: outcome.passed,
     violations: outcome.violations,
+    target_misses: outcome.targetMisses,
     profile: outcome.profile,
     sdk_flags: outcome.sdkFlags,
     started_at: outcome.startedAt,
@@ -94,6 +97,7 @@ function overheadRows(label: string, r: OverheadResult): string[] {
     `| ${label} | p95 latency (ms) | ${fmt(r.off.p95)} | ${fmt(r.on.p95)} | ${fmt(r.p95Pct, 2)}% | ${verdict(r.p95Pct)} |`,
     `| ${label} | p99 latency (ms) | ${fmt(r.off.p99)} | ${fmt(r.on.p99)} | ${fmt(r.p99Pct, 2)}% | |`,
     `| ${label} | CPU per request (µs) | ${fmt(r.off.cpuUsPerRequest, 0)} | ${fmt(r.on.cpuUsPerRequest, 0)} | ${fmt(r.cpuPct, 2)}% | ${verdict(r.cpuPct)} |`,
+    `| ${label} | capture CPU per event (µs), events per request | | ${fmt(r.captureCpuUsPerEvent)} µs × ${fmt(r.eventsPerRequest, 2)} | | |`,
     `| ${label} | requests / failed | ${r.off.count} / ${Math.round(r.off.failedRate * r.off.count)} | ${r.on.count} / ${Math.round(r.on.failedRate * r.on.count)} | | ${r.errors === 0 ? "ok" : "**errors**"} |`,
   ];
 }
@@ -108,6 +112,9 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
       ` (${fmt(outcome.seconds, 0)} s on ${outcome.cores} cores; capturing bot's SDK settings: ` +
       `${outcome.sdkFlags.length === 0 ? "the SDK's defaults" : outcome.sdkFlags.join(" ")}).`,
     "",
+    ...(outcome.targetMisses.length > 0
+      ? ["Other thresholds missed:", "", ...outcome.targetMisses.map((v) => `- ${v}`), ""]
+      : []),
     ...(outcome.violations.length > 0
       ? ["Violations:", "", ...outcome.violations.map((v) => `- ${v}`), ""]
       : []),

@@ -44,7 +44,8 @@ async function main(): Promise<number> {
       `${(outcome.accuracy.ofAcked * 100).toFixed(3)}% of acked, ${(outcome.accuracy.ofAttempted * 100).toFixed(3)}% of attempted; report ${join(outDir, "report.md")}`,
   );
   for (const violation of outcome.violations) console.log(`loadtest: violation: ${violation}`);
-  return outcome.passed ? 0 : 1;
+  for (const miss of outcome.targetMisses) console.log(`loadtest: threshold missed: ${miss}`);
+  return outcome.passed && outcome.targetMisses.length === 0 ? 0 : 1;
 }
 
 main().then(

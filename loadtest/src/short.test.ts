@@ -14,6 +14,7 @@ const RUN = join(dirname(fileURLToPath(import.meta.url)), "run.js");
 interface Summary {
   passed: boolean;
   violations: string[];
+  target_misses: string[];
   errors: number;
   overhead: { p95_pct: number; cpu_pct: number };
   capture_accuracy: { of_acked: number; of_attempted: number };
