@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 import type { Logger } from "@sessiontrack/runtime";
 
-import { judge, measure, metricsUrl, scrape, type Verdict } from "./analysis.js";
-import { buildCaptureDocument, renderCaptureText, stageIndex, type CanaryRoute } from "./capture.js";
+import { buildCaptureDocument, renderCaptureText, type CanaryRoute } from "./capture.js";
+import { CaptureStagePlanner } from "./capture-stages.js";
 import {
   Informer,
   isStatus,
@@ -14,6 +13,7 @@ import {
   type OwnerReference,
 } from "./k8s/index.js";
 import type { OperatorMetrics } from "./metrics.js";
+import { PodMetrics } from "./pod-metrics.js";
 import { WorkQueue, type WorkResult } from "./queue.js";
 import {
   APPLIED_HASH_ANNOTATION,
@@ -29,38 +29,29 @@ import {
   withAppliedHash,
   type RenderContext,
 } from "./render.js";
+import { RevisionHistory } from "./revision-history.js";
 import {
   REVISION_CODE_ANNOTATION,
   REVISION_REASON_ANNOTATION,
-  REVISION_VERDICT_ANNOTATION,
-  changedComponents,
-  findRevision,
   imagesOf,
   isBad,
   renderRevision,
   revisionImages,
   revisionName,
   type ControllerRevision,
-  type RevisionImages,
 } from "./revisions.js";
+import { PAUSE_ANNOTATION, advanceCanary, applySreRequests, type RolloutState } from "./rollout.js";
 import {
   COMPONENTS,
   parseSessionStoreSpec,
-  type AnalysisThresholds,
   type Component,
   type ComponentStatus,
   type SessionStore,
   type SessionStoreSpec,
   type SessionStoreStatus,
 } from "./spec.js";
-import { settleConditions, type DesiredCondition } from "./status.js";
+import { StatusWriter, type DesiredCondition } from "./status.js";
 
-/** `kubectl annotate sst NAME sessiontrack.io/rollback-to=REVISION` restores that revision. */
-export const ROLLBACK_ANNOTATION = "sessiontrack.io/rollback-to";
-/** `sessiontrack.io/abort-rollout: "true"` stops the rollout in progress and keeps stable. */
-export const ABORT_ANNOTATION = "sessiontrack.io/abort-rollout";
-/** `sessiontrack.io/rollout-paused: "true"` freezes canary steps (a breach still rolls back). */
-export const PAUSE_ANNOTATION = "sessiontrack.io/rollout-paused";
 const STAGE_ANNOTATION = "sessiontrack.io/capture-stage";
 const STAGE_SINCE_ANNOTATION = "sessiontrack.io/capture-stage-since";
 
@@ -78,16 +69,10 @@ export interface ControllerOptions {
   scrapeTimeoutMs?: number;
 }
 
-interface EventNote {
-  type: "Normal" | "Warning";
-  reason: string;
-  message: string;
-}
-
 const SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
-const iso = (date: Date): string => date.toISOString().replace(/\.\d{3}Z$/, "Z");
 const objectKey = (kind: string, namespace: string | undefined, name: string | undefined) =>
   `${kind}/${namespace ?? ""}/${name ?? ""}`;
+const storeKey = (object: KubeObject) => `${object.metadata.namespace ?? ""}/${object.metadata.name ?? ""}`;
 
 /**
  * Reconciles SessionStores: owned objects by server-side apply (and only when their
@@ -100,11 +85,11 @@ export class SessionStoreController {
   private readonly queue: WorkQueue;
   private readonly lastApplied = new Map<string, string>();
   private readonly lastAnalysis = new Map<string, number>();
-  private readonly stageBaselines = new Map<
-    string,
-    { stage: string; p95: number | undefined; failures: number }
-  >();
   private readonly logger: Logger;
+  private readonly podMetrics: PodMetrics;
+  private readonly stages: CaptureStagePlanner;
+  private readonly history: RevisionHistory;
+  private readonly status: StatusWriter;
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
@@ -139,17 +124,25 @@ export class SessionStoreController {
       );
     };
     watch("sessiontrack.io/v1alpha1", "SessionStore", undefined, (type, object) => {
-      if (type === "deleted") this.forget(object);
-      else this.queue.add(`${object.metadata.namespace ?? ""}/${object.metadata.name ?? ""}`);
+      if (type === "deleted") this.forget(storeKey(object));
+      else this.queue.add(storeKey(object));
     });
     const owned = (type: InformerEventType, object: KubeObject) => this.onOwnedEvent(type, object);
-    watch("apps/v1", "StatefulSet", SELECTOR, owned);
-    watch("apps/v1", "Deployment", SELECTOR, owned);
-    watch("v1", "Service", SELECTOR, owned);
-    watch("v1", "ConfigMap", SELECTOR, owned);
-    watch("v1", "Secret", SELECTOR, owned);
+    for (const [apiVersion, kind] of [
+      ["apps/v1", "StatefulSet"],
+      ["apps/v1", "Deployment"],
+      ["v1", "Service"],
+      ["v1", "ConfigMap"],
+      ["v1", "Secret"],
+    ] as const) {
+      watch(apiVersion, kind, SELECTOR, owned);
+    }
     watch("apps/v1", "ControllerRevision", SELECTOR, () => undefined);
     watch("v1", "Pod", SELECTOR, () => undefined);
+    this.podMetrics = new PodMetrics(this.informer("Pod"), options.scrapeTimeoutMs ?? 2000);
+    this.stages = new CaptureStagePlanner(this.podMetrics, options.analysisIntervalMs);
+    this.history = new RevisionHistory(options.client);
+    this.status = new StatusWriter(options.client, options.logger);
   }
 
   /** Fills every cache; reconciling starts with {@link setLeading}(true). */
@@ -161,8 +154,7 @@ export class SessionStoreController {
   setLeading(leading: boolean): void {
     if (leading) {
       this.lastApplied.clear();
-      for (const store of this.informer("SessionStore").list())
-        this.queue.add(`${store.metadata.namespace ?? ""}/${store.metadata.name ?? ""}`);
+      for (const store of this.informer("SessionStore").list()) this.queue.add(storeKey(store));
       this.queue.start();
     } else {
       this.queue.pause();
@@ -198,10 +190,9 @@ export class SessionStoreController {
     return informer;
   }
 
-  private forget(store: KubeObject): void {
-    const key = `${store.metadata.namespace ?? ""}/${store.metadata.name ?? ""}`;
+  private forget(key: string): void {
     this.lastAnalysis.delete(key);
-    this.stageBaselines.delete(key);
+    this.stages.forget(key);
   }
 
   private onOwnedEvent(type: InformerEventType, object: KubeObject): void {
@@ -211,15 +202,15 @@ export class SessionStoreController {
     const owner = object.metadata.ownerReferences?.find(
       (ref) => ref.controller === true && ref.kind === "SessionStore",
     );
-    if (owner !== undefined && type !== "resync")
+    if (owner !== undefined && type !== "resync") {
       this.queue.add(`${object.metadata.namespace ?? ""}/${owner.name}`);
+    }
   }
 
   private async reconcile(key: string): Promise<WorkResult | void> {
     const slash = key.indexOf("/");
-    const namespace = key.slice(0, slash);
-    const name = key.slice(slash + 1);
-    const store = this.informer("SessionStore").get(namespace, name) as SessionStore | undefined;
+    const store = this.informer("SessionStore").get(key.slice(0, slash), key.slice(slash + 1)) as
+      SessionStore | undefined;
     if (store === undefined || store.metadata.deletionTimestamp !== undefined) return;
     const stopTimer = this.options.metrics.reconcileDuration.startTimer();
     try {
@@ -243,14 +234,20 @@ export class SessionStoreController {
     const previous: SessionStoreStatus = store.status ?? {};
     const parsed = parseSessionStoreSpec(store.spec);
     if ("error" in parsed) {
-      await this.writeStatus(
+      const invalid = (type: DesiredCondition["type"], status: "True" | "False"): DesiredCondition => ({
+        type,
+        status,
+        reason: "InvalidSpec",
+        message: parsed.error,
+      });
+      await this.status.write(
         store,
-        { ...previous, phase: "Degraded", observedGeneration: generation },
+        { ...previous, observedGeneration: generation },
         [
-          { type: "Ready", status: "False", reason: "InvalidSpec", message: parsed.error },
-          { type: "Progressing", status: "False", reason: "InvalidSpec", message: parsed.error },
-          { type: "Degraded", status: "True", reason: "InvalidSpec", message: parsed.error },
-          { type: "RolledBack", status: "False", reason: "NoRollback", message: "" },
+          invalid("Ready", "False"),
+          invalid("Progressing", "False"),
+          invalid("Degraded", "True"),
+          invalid("RolledBack", "False"),
         ],
         [],
         now,
@@ -267,11 +264,8 @@ export class SessionStoreController {
       blockOwnerDeletion: true,
     };
     const ctx: RenderContext = { name, namespace, owner, spec };
-    const annotations = store.metadata.annotations ?? {};
-    const events: EventNote[] = [];
-    const storeRef = { apiVersion: store.apiVersion, kind: "SessionStore", namespace, name };
 
-    // Revisions: the spec's images are the target; status.stableRevision what runs for everyone.
+    // Revisions: the spec's images are the target; status.stableRevision runs for everyone else.
     const revisions = this.informer("ControllerRevision")
       .list()
       .filter(
@@ -283,195 +277,82 @@ export class SessionStoreController {
     let target = revisions.find((revision) => revision.metadata.name === revisionName(name, targetImages));
     if (target === undefined) {
       const number = Math.max(0, ...revisions.map((revision) => revision.revision)) + 1;
-      target = await this.createRevision(renderRevision(name, namespace, owner, targetImages, number));
+      target = await this.history.create(renderRevision(name, namespace, owner, targetImages, number));
       revisions.push(target);
     }
-    let stable = revisions.find((revision) => revision.metadata.name === previous.stableRevision) ?? target;
-    let canary =
-      previous.canary?.revision === undefined || (previous.canary.weight ?? 0) === 0
-        ? undefined
-        : { ...previous.canary };
-    let lastRollback = previous.lastRollback;
-
-    // SRE: roll back to a named revision.
-    const rollbackTo = annotations[ROLLBACK_ANNOTATION];
-    if (rollbackTo !== undefined) {
-      const wanted = findRevision(revisions, rollbackTo.trim());
-      if (wanted === undefined || revisionImages(wanted) === undefined) {
-        events.push({
-          type: "Warning",
-          reason: "RollbackTargetNotFound",
-          message: `${ROLLBACK_ANNOTATION}=${rollbackTo}: no such revision of ${name}`,
-        });
-      } else {
-        const from = canary?.revision ?? stable.metadata.name ?? "";
-        if (target.metadata.name !== wanted.metadata.name && !isBad(target)) {
-          target = await this.markRevision(
-            target,
-            "bad",
-            "ManualRollback",
-            `rolled back by request to ${wanted.metadata.name ?? ""}`,
-          );
-        }
-        if (isBad(wanted)) await this.markRevision(wanted, "good", "ManualRollback", "restored by request");
-        stable = wanted;
-        canary = undefined;
-        lastRollback = {
-          revision: from,
-          restoredRevision: wanted.metadata.name ?? "",
-          reason: `manual rollback requested with ${ROLLBACK_ANNOTATION}`,
-          time: iso(now),
-        };
-        events.push({
-          type: "Normal",
-          reason: "RolledBack",
-          message: `restored revision ${wanted.metadata.name ?? ""} (${wanted.revision}) by request`,
-        });
-      }
-      await this.options.client.mergePatch(storeRef, {
-        metadata: { annotations: { [ROLLBACK_ANNOTATION]: null } },
-      });
-    }
-    // SRE: abort the rollout in progress.
-    if (annotations[ABORT_ANNOTATION] !== undefined) {
-      if (
-        annotations[ABORT_ANNOTATION] === "true" &&
-        target.metadata.name !== stable.metadata.name &&
-        !isBad(target)
-      ) {
-        target = await this.markRevision(
-          target,
-          "bad",
-          "Aborted",
-          `rollout aborted by request (${ABORT_ANNOTATION})`,
-        );
-        lastRollback = {
-          revision: target.metadata.name ?? "",
-          restoredRevision: stable.metadata.name ?? "",
-          reason: "rollout aborted by request",
-          time: iso(now),
-        };
-        canary = undefined;
-        events.push({
-          type: "Normal",
-          reason: "RolloutAborted",
-          message: `rollout of ${target.metadata.name ?? ""} aborted; ${stable.metadata.name ?? ""} stays stable`,
-        });
-      }
-      await this.options.client.mergePatch(storeRef, {
-        metadata: { annotations: { [ABORT_ANNOTATION]: null } },
-      });
-    }
-
-    // Version canary.
-    let requeueAfterMs: number | undefined;
-    let stableImages: RevisionImages = revisionImages(stable) ?? targetImages;
-    let canaryComponents: Component[] = [];
-    let analysisProblem: string | undefined;
-    const steps = spec.rollout.canary.steps;
-    if (target.metadata.name === stable.metadata.name || isBad(target)) {
-      canary = undefined;
-    } else {
-      canaryComponents = changedComponents(stableImages, targetImages);
-      const first = canaryComponents[0] ?? "ingest";
-      if (canary === undefined || canary.revision !== target.metadata.name) {
-        canary = {
-          component: first,
-          image: targetImages[first],
-          weight: steps[0] ?? 100,
-          step: 0,
-          revision: target.metadata.name ?? "",
-          stepStartedAt: iso(now),
-          failures: 0,
-        };
-        this.lastAnalysis.set(key, now.getTime());
-        events.push({
-          type: "Normal",
-          reason: "RolloutStarted",
-          message: `canary ${canary.revision} (${canaryComponents.map((c) => `${c}=${targetImages[c]}`).join(", ")}) at ${canary.weight}%`,
-        });
-      } else if (now.getTime() - (this.lastAnalysis.get(key) ?? 0) >= this.options.analysisIntervalMs) {
-        this.lastAnalysis.set(key, now.getTime());
-        const verdict = await this.analyseCanary(namespace, name, canaryComponents, spec.rollout.analysis);
-        if (!verdict.healthy && !verdict.inconclusive) {
-          canary.failures = (canary.failures ?? 0) + 1;
-          analysisProblem = verdict.reason;
-          this.logger.warn(
-            { store: key, failures: canary.failures, reason: verdict.reason },
-            "canary analysis breached",
-          );
-          if (canary.failures >= spec.rollout.failureLimit) {
-            const reason = `analysis failed ${canary.failures} times in a row: ${verdict.reason}`;
-            target = await this.markRevision(target, "bad", "AnalysisFailed", reason);
-            lastRollback = {
-              revision: target.metadata.name ?? "",
-              restoredRevision: stable.metadata.name ?? "",
-              reason,
-              time: iso(now),
-            };
-            events.push({
-              type: "Warning",
-              reason: "RolledBack",
-              message: `canary ${target.metadata.name ?? ""} rolled back to ${stable.metadata.name ?? ""}: ${reason}`,
-            });
-            this.options.metrics.rollbacks.inc();
-            canary = undefined;
+    const state: RolloutState = {
+      target,
+      stable: revisions.find((revision) => revision.metadata.name === previous.stableRevision) ?? target,
+      canary:
+        previous.canary?.revision === undefined || (previous.canary.weight ?? 0) === 0
+          ? undefined
+          : { ...previous.canary },
+      lastRollback: previous.lastRollback,
+      events: [],
+    };
+    await applySreRequests(state, store, revisions, {
+      client: this.options.client,
+      history: this.history,
+      now,
+    });
+    const due = now.getTime() - (this.lastAnalysis.get(key) ?? 0) >= this.options.analysisIntervalMs;
+    const canaryComponents = await advanceCanary(state, spec, targetImages, {
+      history: this.history,
+      now,
+      paused: store.metadata.annotations?.[PAUSE_ANNOTATION] === "true",
+      analyse: due
+        ? (components) => {
+            this.lastAnalysis.set(key, now.getTime());
+            return this.podMetrics.analyseCanary(namespace, name, components, spec.rollout.analysis);
           }
-        } else if (verdict.healthy) {
-          canary.failures = 0;
-          const stepAge = now.getTime() - Date.parse(canary.stepStartedAt ?? iso(now));
-          if (annotations[PAUSE_ANNOTATION] !== "true" && stepAge >= spec.rollout.canary.interval) {
-            const step = (canary.step ?? 0) + 1;
-            if (step < steps.length) {
-              canary = { ...canary, step, weight: steps[step] ?? 100, stepStartedAt: iso(now) };
-              events.push({
-                type: "Normal",
-                reason: "CanaryStep",
-                message: `canary ${canary.revision ?? ""} healthy (${verdict.reason}); now at ${canary.weight}%`,
-              });
-            } else {
-              events.push({
-                type: "Normal",
-                reason: "Promoted",
-                message: `revision ${target.metadata.name ?? ""} promoted to stable (${verdict.reason})`,
-              });
-              stable = target;
-              stableImages = targetImages;
-              canary = undefined;
-            }
-          }
-        }
-      }
-      if (canary !== undefined) requeueAfterMs = this.options.analysisIntervalMs;
-    }
-    if (canary === undefined) canaryComponents = [];
+        : undefined,
+      onStarted: () => this.lastAnalysis.set(key, now.getTime()),
+      onRollback: () => this.options.metrics.rollbacks.inc(),
+    });
+    let requeueAfterMs = state.canary === undefined ? undefined : this.options.analysisIntervalMs;
 
-    // Capture stages.
-    const capture = await this.captureStage(key, spec, previous, namespace, name, now, events);
-    if (capture.requeueAfterMs !== undefined)
-      requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, capture.requeueAfterMs);
+    // Capture: the stage in force, the canary route, the published file.
     const names = objectNames(name);
+    const configMap = this.informer("ConfigMap").get(namespace, names.capture);
+    const stage = await this.stages.decide({
+      key,
+      namespace,
+      name,
+      spec,
+      servedStage: previous.capture?.stage,
+      published: {
+        stage: configMap?.metadata.annotations?.[STAGE_ANNOTATION],
+        since: configMap?.metadata.annotations?.[STAGE_SINCE_ANNOTATION],
+      },
+      now,
+      events: state.events,
+    });
+    if (stage.requeueAfterMs !== undefined) {
+      requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, stage.requeueAfterMs);
+    }
+    const routed = canaryComponents[0];
     const route: CanaryRoute | undefined =
-      canary === undefined
+      state.canary === undefined || routed === undefined
         ? undefined
         : {
-            component: canaryComponents[0] ?? "ingest",
-            revision: canary.revision ?? "",
-            image: canary.image ?? "",
-            weight: canary.weight ?? 0,
-            address: `${names.canary(canaryComponents[0] ?? "ingest")}.${namespace}.svc:${PORTS[canaryComponents[0] ?? "ingest"].grpc}`,
+            component: routed,
+            revision: state.canary.revision ?? "",
+            image: state.canary.image ?? "",
+            weight: state.canary.weight ?? 0,
+            address: `${names.canary(routed)}.${namespace}.svc:${PORTS[routed].grpc}`,
           };
-    const document = buildCaptureDocument(spec, capture.index, route);
+    const document = buildCaptureDocument(spec, stage.index, route);
     const captureText = renderCaptureText(document);
 
     // Owned objects: the capture ConfigMap first, so a kill switch is published before anything else.
     await this.ensureApplied(
       renderCaptureConfigMap(ctx, captureText, {
-        [STAGE_ANNOTATION]: capture.stage,
-        [STAGE_SINCE_ANNOTATION]: capture.since,
+        [STAGE_ANNOTATION]: stage.stage,
+        [STAGE_SINCE_ANNOTATION]: stage.since,
       }),
     );
     await this.ensureSecrets(ctx);
+    const stableImages = revisionImages(state.stable) ?? targetImages;
     const desired: KubeObject[] = [
       renderService(ctx, "ingest", "stable", true),
       renderService(ctx, "index", "stable"),
@@ -481,41 +362,75 @@ export class SessionStoreController {
       renderIngest(ctx, "stable", stableImages.ingest, spec.ingest.replicas),
       renderServiceDeployment(ctx, "index", "stable", stableImages.index, spec.index.replicas),
       renderServiceDeployment(ctx, "archive", "stable", stableImages.archive, spec.archive.replicas),
+      ...this.canaryWorkloads(ctx, state, canaryComponents, targetImages),
     ];
+    await Promise.all(desired.map((object) => this.ensureApplied(object)));
+
+    const components = this.componentStatus(namespace, names, spec);
+    const next: SessionStoreStatus = {
+      observedGeneration: generation,
+      capture: {
+        enabled: document.enabled,
+        stage: stage.stage,
+        sampleRate: document.sampleRate,
+        // The revision ingest computes for this file and serves on WatchConfig.
+        configRevision: createHash("sha256").update(captureText).digest("hex").slice(0, 12),
+      },
+      ...(state.canary === undefined ? {} : { canary: state.canary }),
+      currentRevision: state.target.metadata.name ?? "",
+      stableRevision: state.stable.metadata.name ?? "",
+      ...(state.lastRollback === undefined ? {} : { lastRollback: state.lastRollback }),
+      components,
+    };
+    await this.status.write(store, next, this.conditions(state, components, spec), state.events, now);
+    await this.history.prune(revisions, spec.rollout.revisionHistoryLimit, [state.stable, state.target]);
+    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /** Canary workloads: sized by the weight while a canary runs, scaled to zero (kept) otherwise. */
+  private canaryWorkloads(
+    ctx: RenderContext,
+    state: RolloutState,
+    active: readonly Component[],
+    targetImages: Record<Component, string>,
+  ): KubeObject[] {
+    const names = objectNames(ctx.name);
+    const objects: KubeObject[] = [];
     for (const component of COMPONENTS) {
       const kind = component === "ingest" ? "StatefulSet" : "Deployment";
-      const existing = this.informer(kind).get(namespace, names.canary(component));
-      const active = canary !== undefined && canaryComponents.includes(component);
-      if (!active && existing === undefined) continue;
+      const existing = this.informer(kind).get(ctx.namespace, names.canary(component));
+      const running = state.canary !== undefined && active.includes(component);
+      if (!running && existing === undefined) continue;
       const liveImage = (
         existing?.["spec"] as { template?: { spec?: { containers?: { image?: string }[] } } } | undefined
       )?.template?.spec?.containers?.[0]?.image;
-      // No canary: the canary workload stays, scaled to zero.
-      const image = active ? targetImages[component] : (liveImage ?? targetImages[component]);
-      const replicas = active
-        ? Math.max(1, Math.ceil((spec[component].replicas * (canary?.weight ?? 0)) / 100))
+      const image = running ? targetImages[component] : (liveImage ?? targetImages[component]);
+      const replicas = running
+        ? Math.max(1, Math.ceil((ctx.spec[component].replicas * (state.canary?.weight ?? 0)) / 100))
         : 0;
-      desired.push(
+      objects.push(
         component === "ingest"
           ? renderIngest(ctx, "canary", image, replicas)
           : renderServiceDeployment(ctx, component, "canary", image, replicas),
         renderService(ctx, component, "canary", component === "ingest"),
       );
     }
-    await Promise.all(desired.map((object) => this.ensureApplied(object)));
+    return objects;
+  }
 
-    // Status.
-    const components = this.componentStatus(namespace, names, spec);
+  private conditions(
+    state: RolloutState,
+    components: Record<string, ComponentStatus>,
+    spec: SessionStoreSpec,
+  ): DesiredCondition[] {
+    const { canary, target, stable } = state;
     const notReady = Object.entries(components)
       .filter(([, status]) => status.ready !== true)
       .map(([component]) => component);
     const updating = Object.entries(components)
       .filter(([, status]) => (status.updatedReplicas ?? 0) < (status.replicas ?? 0))
       .map(([component]) => component);
-    const badCode = isBad(target)
-      ? (target.metadata.annotations?.[REVISION_CODE_ANNOTATION] ?? "AnalysisFailed")
-      : undefined;
-    const conditions: DesiredCondition[] = [
+    const ready: DesiredCondition =
       notReady.length === 0
         ? {
             type: "Ready",
@@ -528,13 +443,14 @@ export class SessionStoreController {
             status: "False",
             reason: "ReplicasNotReady",
             message: `not ready: ${notReady.join(", ")}`,
-          },
+          };
+    const progressing: DesiredCondition =
       canary !== undefined
         ? {
             type: "Progressing",
             status: "True",
             reason: "CanaryInProgress",
-            message: `canary ${canary.revision ?? ""} at ${canary.weight ?? 0}% (step ${(canary.step ?? 0) + 1} of ${steps.length})`,
+            message: `canary ${canary.revision ?? ""} at ${canary.weight ?? 0}% (step ${(canary.step ?? 0) + 1} of ${spec.rollout.canary.steps.length})`,
           }
         : updating.length > 0
           ? {
@@ -548,184 +464,26 @@ export class SessionStoreController {
               status: "False",
               reason: "Stable",
               message: `revision ${stable.metadata.name ?? ""} runs everywhere`,
-            },
-      analysisProblem !== undefined && canary !== undefined
-        ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: analysisProblem }
-        : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" },
-      badCode !== undefined
-        ? {
-            type: "RolledBack",
-            status: "True",
-            reason: badCode,
-            message: target.metadata.annotations?.[REVISION_REASON_ANNOTATION] ?? lastRollback?.reason ?? "",
-          }
-        : {
-            type: "RolledBack",
-            status: "False",
-            reason: "NoRollback",
-            message: "the current revision was not rolled back",
-          },
-    ];
-    const next: SessionStoreStatus = {
-      observedGeneration: generation,
-      capture: {
-        enabled: document.enabled,
-        stage: capture.stage,
-        sampleRate: document.sampleRate,
-        configRevision: createHash("sha256").update(captureText).digest("hex").slice(0, 12),
-      },
-      ...(canary === undefined ? {} : { canary }),
-      currentRevision: target.metadata.name ?? "",
-      stableRevision: stable.metadata.name ?? "",
-      ...(lastRollback === undefined ? {} : { lastRollback }),
-      components,
-    };
-    await this.writeStatus(store, next, conditions, events, now);
-    await this.pruneRevisions(revisions, spec.rollout.revisionHistoryLimit, [stable, target]);
-    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
-  }
-
-  /** Decides the capture stage in force, advancing or stepping back under Automatic advancement. */
-  private async captureStage(
-    key: string,
-    spec: SessionStoreSpec,
-    previous: SessionStoreStatus,
-    namespace: string,
-    name: string,
-    now: Date,
-    events: EventNote[],
-  ): Promise<{ index: number; stage: string; since: string; requeueAfterMs?: number }> {
-    const stages = spec.capture.stages;
-    const configMap = this.informer("ConfigMap").get(namespace, objectNames(name).capture);
-    const publishedStage = configMap?.metadata.annotations?.[STAGE_ANNOTATION];
-    const publishedSince = configMap?.metadata.annotations?.[STAGE_SINCE_ANNOTATION];
-    const sinceFor = (stage: string) =>
-      publishedStage === stage && publishedSince !== undefined ? publishedSince : iso(now);
-    if (stages.length === 0) return { index: -1, stage: "", since: sinceFor("") };
-    if (spec.capture.advancement === "Manual") {
-      const index = stageIndex(spec, spec.capture.currentStage);
-      const stage = stages[index]?.name ?? "";
-      return { index, stage, since: sinceFor(stage) };
-    }
-    let index = stageIndex(spec, previous.capture?.stage ?? spec.capture.currentStage);
-    let stage = stages[index]?.name ?? "";
-    let since = sinceFor(stage);
-    if (!spec.capture.enabled) return { index, stage, since };
-    if (now.getTime() - (this.lastAnalysis.get(`stage:${key}`) ?? 0) >= this.options.analysisIntervalMs) {
-      this.lastAnalysis.set(`stage:${key}`, now.getTime());
-      const current = stages[index];
-      // Unset: spec.rollout.analysis applies; set: thresholds left out take the built-in defaults.
-      const thresholds: AnalysisThresholds =
-        current?.analysis === undefined
-          ? spec.rollout.analysis
-          : {
-              maxErrorRate: 0.01,
-              maxP95AckLatencyIncreasePct: 20,
-              maxBotOverheadPct: 5,
-              ...stripUndefined(current.analysis),
             };
-      const pods = this.podsOf(namespace, name, "ingest", "stable");
-      const measurement = measure(
-        "ingest",
-        await scrape(pods.urls, this.options.scrapeTimeoutMs ?? 2000),
-        pods.count,
-      );
-      let baseline = this.stageBaselines.get(key);
-      if (baseline === undefined || baseline.stage !== stage) {
-        baseline = { stage, p95: measurement.p95, failures: 0 };
-        this.stageBaselines.set(key, baseline);
-      }
-      const verdict = judge(measurement, { ...measurement, p95: baseline.p95 }, thresholds);
-      if (!verdict.healthy && !verdict.inconclusive) {
-        baseline.failures += 1;
-        if (baseline.failures >= spec.rollout.failureLimit && index > 0) {
-          events.push({
-            type: "Warning",
-            reason: "CaptureStageRolledBack",
-            message: `capture stage ${stage} failed analysis (${verdict.reason}); back to ${stages[index - 1]?.name ?? ""}`,
-          });
-          index -= 1;
+    const degraded: DesiredCondition =
+      state.analysisProblem !== undefined && canary !== undefined
+        ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: state.analysisProblem }
+        : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
+    const rolledBack: DesiredCondition = isBad(target)
+      ? {
+          type: "RolledBack",
+          status: "True",
+          reason: target.metadata.annotations?.[REVISION_CODE_ANNOTATION] ?? "AnalysisFailed",
+          message:
+            target.metadata.annotations?.[REVISION_REASON_ANNOTATION] ?? state.lastRollback?.reason ?? "",
         }
-      } else if (verdict.healthy) {
-        baseline.failures = 0;
-        if (
-          index < stages.length - 1 &&
-          now.getTime() - Date.parse(since) >= (current?.bakeTime ?? Infinity)
-        ) {
-          events.push({
-            type: "Normal",
-            reason: "CaptureStageAdvanced",
-            message: `capture stage ${stage} passed analysis for its bake time (${verdict.reason}); now ${stages[index + 1]?.name ?? ""}`,
-          });
-          index += 1;
-        }
-      }
-      const nextStage = stages[index]?.name ?? "";
-      if (nextStage !== stage) {
-        stage = nextStage;
-        since = iso(now);
-      }
-    }
-    return { index, stage, since, requeueAfterMs: this.options.analysisIntervalMs };
-  }
-
-  private podsOf(
-    namespace: string,
-    name: string,
-    component: Component,
-    track: "stable" | "canary",
-  ): { urls: string[]; count: number } {
-    const pods = this.informer("Pod")
-      .list()
-      .filter((pod) => {
-        const podLabels = pod.metadata.labels ?? {};
-        return (
-          pod.metadata.namespace === namespace &&
-          pod.metadata.deletionTimestamp === undefined &&
-          podLabels["app.kubernetes.io/instance"] === name &&
-          podLabels["app.kubernetes.io/component"] === component &&
-          podLabels["sessiontrack.io/track"] === track
-        );
-      });
-    const urls = pods
-      .map((pod) => metricsUrl(pod, component))
-      .filter((url): url is string => url !== undefined);
-    return { urls, count: pods.length };
-  }
-
-  /** Scrapes canary and stable pods of every changed component; the first breach decides. */
-  private async analyseCanary(
-    namespace: string,
-    name: string,
-    components: Component[],
-    thresholds: AnalysisThresholds,
-  ): Promise<Verdict> {
-    const timeout = this.options.scrapeTimeoutMs ?? 2000;
-    const verdicts = await Promise.all(
-      components.map(async (component) => {
-        const canaryPods = this.podsOf(namespace, name, component, "canary");
-        const stablePods = this.podsOf(namespace, name, component, "stable");
-        const [canaryText, stableText] = await Promise.all([
-          scrape(canaryPods.urls, timeout),
-          scrape(stablePods.urls, timeout),
-        ]);
-        const verdict = judge(
-          measure(component, canaryText, canaryPods.count),
-          measure(component, stableText, stablePods.count),
-          thresholds,
-        );
-        return { ...verdict, reason: `${component}: ${verdict.reason}` };
-      }),
-    );
-    const breach = verdicts.find((verdict) => !verdict.healthy && !verdict.inconclusive);
-    if (breach !== undefined) return breach;
-    const unsure = verdicts.find((verdict) => verdict.inconclusive);
-    if (unsure !== undefined) return unsure;
-    return {
-      healthy: true,
-      inconclusive: false,
-      reason: verdicts.map((verdict) => verdict.reason).join("; "),
-    };
+      : {
+          type: "RolledBack",
+          status: "False",
+          reason: "NoRollback",
+          message: "the current revision was not rolled back",
+        };
+    return [ready, progressing, degraded, rolledBack];
   }
 
   /** Server-side applies `object` unless the live object already carries the same rendered hash. */
@@ -734,14 +492,14 @@ export class SessionStoreController {
     const hash = stamped.metadata.annotations?.[APPLIED_HASH_ANNOTATION] ?? "";
     const id = objectKey(object.kind, object.metadata.namespace, object.metadata.name);
     const live = this.informers[object.kind]?.get(object.metadata.namespace, object.metadata.name ?? "");
-    if (live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] === hash || this.lastApplied.get(id) === hash)
+    if (live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] === hash || this.lastApplied.get(id) === hash) {
       return false;
+    }
     await this.options.client.apply(stamped);
     this.lastApplied.set(id, hash);
     this.logger.debug({ kind: object.kind, name: object.metadata.name }, "applied");
     return true;
   }
-
   /** Generated credentials: created once when missing, never rewritten (so never rotated). */
   private async ensureSecrets(ctx: RenderContext): Promise<void> {
     const names = objectNames(ctx.name);
@@ -825,158 +583,4 @@ export class SessionStoreController {
       ...(spec.s3.mode === "managed" ? { s3: read("StatefulSet", names.s3) } : {}),
     };
   }
-
-  /** Patches status only when something changed, then records an Event per transition. */
-  private async writeStatus(
-    store: SessionStore,
-    next: SessionStoreStatus,
-    desired: DesiredCondition[],
-    events: EventNote[],
-    now: Date,
-  ): Promise<void> {
-    const previous = store.status ?? {};
-    const { conditions, transitions } = settleConditions(
-      previous.conditions,
-      desired,
-      store.metadata.generation ?? 0,
-      now,
-    );
-    const rolledBack = conditions.find((condition) => condition.type === "RolledBack")?.status === "True";
-    const phase: NonNullable<SessionStoreStatus["phase"]> = conditions.some(
-      (c) => c.type === "Degraded" && c.status === "True",
-    )
-      ? "Degraded"
-      : rolledBack
-        ? "RolledBack"
-        : conditions.some((c) => c.type === "Progressing" && c.status === "True")
-          ? "Progressing"
-          : conditions.some((c) => c.type === "Ready" && c.status === "True")
-            ? "Ready"
-            : "Progressing";
-    const status: SessionStoreStatus = { ...next, phase, conditions };
-    const comparable = (value: SessionStoreStatus) => JSON.stringify(sortKeys(value));
-    if (comparable(status) !== comparable(previous)) {
-      const patch: Record<string, unknown> = { ...status };
-      for (const field of ["canary", "lastRollback"] as const)
-        if (status[field] === undefined) patch[field] = null;
-      await this.options.client.mergePatch(
-        {
-          apiVersion: store.apiVersion,
-          kind: "SessionStore",
-          namespace: store.metadata.namespace ?? "default",
-          name: store.metadata.name ?? "",
-        },
-        { status: patch },
-        { subresource: "status" },
-      );
-    }
-    const notes: EventNote[] = [
-      ...events,
-      ...transitions.map((transition): EventNote => ({
-        type:
-          (transition.type === "Degraded" || transition.type === "RolledBack") === (transition.to === "True")
-            ? "Warning"
-            : "Normal",
-        reason: `${transition.type}${transition.to === "True" ? "" : "Cleared"}`,
-        message:
-          `${transition.type} is now ${transition.to} (${transition.reason}): ${transition.message}`.slice(
-            0,
-            1000,
-          ),
-      })),
-    ];
-    for (const note of notes) {
-      try {
-        await this.options.client.event(store, note.type, note.reason, note.message);
-      } catch (error) {
-        this.logger.warn({ err: error, reason: note.reason }, "recording an event failed");
-      }
-    }
-  }
-
-  private async createRevision(revision: ControllerRevision): Promise<ControllerRevision> {
-    try {
-      return await this.options.client.create<ControllerRevision>(revision);
-    } catch (error) {
-      if (!isStatus(error, 409)) throw error;
-      const existing = await this.options.client.get<ControllerRevision>({
-        apiVersion: "apps/v1",
-        kind: "ControllerRevision",
-        namespace: revision.metadata.namespace ?? "",
-        name: revision.metadata.name ?? "",
-      });
-      if (existing === undefined) throw error;
-      return existing;
-    }
-  }
-
-  private markRevision(
-    revision: ControllerRevision,
-    verdict: "bad" | "good",
-    code: string,
-    reason: string,
-  ): Promise<ControllerRevision> {
-    return this.options.client.mergePatch<ControllerRevision>(
-      {
-        apiVersion: "apps/v1",
-        kind: "ControllerRevision",
-        namespace: revision.metadata.namespace ?? "",
-        name: revision.metadata.name ?? "",
-      },
-      {
-        metadata: {
-          annotations:
-            verdict === "bad"
-              ? {
-                  [REVISION_VERDICT_ANNOTATION]: "bad",
-                  [REVISION_CODE_ANNOTATION]: code,
-                  [REVISION_REASON_ANNOTATION]: reason.slice(0, 1000),
-                }
-              : {
-                  [REVISION_VERDICT_ANNOTATION]: null,
-                  [REVISION_CODE_ANNOTATION]: null,
-                  [REVISION_REASON_ANNOTATION]: null,
-                },
-        },
-      },
-    );
-  }
-
-  /** Keeps the newest `limit` revisions (and always stable and target). */
-  private async pruneRevisions(
-    revisions: ControllerRevision[],
-    limit: number,
-    keep: ControllerRevision[],
-  ): Promise<void> {
-    const protectedNames = new Set(keep.map((revision) => revision.metadata.name));
-    const sorted = [...revisions].sort((a, b) => b.revision - a.revision);
-    for (const revision of sorted.slice(limit)) {
-      if (protectedNames.has(revision.metadata.name)) continue;
-      await this.options.client.delete({
-        apiVersion: "apps/v1",
-        kind: "ControllerRevision",
-        namespace: revision.metadata.namespace ?? "",
-        name: revision.metadata.name ?? "",
-      });
-    }
-  }
-}
-
-function stripUndefined(value: Record<string, number | undefined>): Record<string, number> {
-  return Object.fromEntries(
-    Object.entries(value).filter((entry): entry is [string, number] => entry[1] !== undefined),
-  );
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, v]) => [k, sortKeys(v)]),
-    );
-  }
-  return value;
 }

@@ -1,11 +1,6 @@
 export { loadOperatorConfig, OPERATOR_FLAGS, type OperatorConfig } from "./config.js";
-export {
-  ABORT_ANNOTATION,
-  PAUSE_ANNOTATION,
-  ROLLBACK_ANNOTATION,
-  SessionStoreController,
-  type ControllerOptions,
-} from "./controller.js";
+export { SessionStoreController, type ControllerOptions } from "./controller.js";
+export { ABORT_ANNOTATION, PAUSE_ANNOTATION, ROLLBACK_ANNOTATION } from "./rollout.js";
 export { METRICS_URL_ANNOTATION } from "./analysis.js";
 export {
   FIELD_MANAGER,
