@@ -33,7 +33,7 @@ import {
   getRecord,
   keyRecordKey,
   newObjectKey,
-  putRecord,
+  encodeRecord,
   subjectKey,
   type CatalogEntry,
   type KeyRecord,
@@ -237,7 +237,10 @@ export class Archive {
     if (toWrite.length === 0) return { written: 0, duplicates, objects: 0 };
 
     // Keys and subject indexes are durable before any data that depends on them.
-    const keys = await Promise.all(toWrite.map((plan) => this.sessionKey(kek, plan.ref, true)));
+    const keys = await this.prepareKeys(
+      kek,
+      toWrite.map((plan) => plan.ref),
+    );
     const newUsers = new Map<string, string[]>();
     for (const plan of toWrite) {
       for (const event of plan.fresh) {
@@ -248,9 +251,10 @@ export class Archive {
         newUsers.set(userRef, [...(newUsers.get(userRef) ?? []), plan.sessionId]);
       }
     }
-    await Promise.all(
-      [...newUsers].map(([userRef, sessions]) => this.addToSubject(tenant, userRef, sessions)),
+    const subjectUpdates = await Promise.all(
+      [...newUsers].map(([userRef, sessions]) => this.subjectUpdate(tenant, userRef, sessions)),
     );
+    await this.store.putMany(subjectUpdates.filter((update) => update !== undefined));
 
     const now = this.clock();
     const objectKey = newObjectKey(tenant, now);
@@ -270,7 +274,7 @@ export class Archive {
       sections.reduce((sum, section) => sum + section.header.rawBytes, 0),
       object.length,
     );
-    await Promise.all(
+    await this.store.putMany(
       toWrite.map((plan, index) => {
         plan.catalog.entries.push({
           object: objectKey,
@@ -279,36 +283,22 @@ export class Archive {
           createdAt: now,
           events: plan.fresh.map((event) => [event.eventId, event.seq]),
         });
-        return putRecord(this.store, catalogKey(tenant, plan.ref), plan.catalog);
+        return [catalogKey(tenant, plan.ref), encodeRecord(plan.catalog)] as const;
       }),
     );
     const written = toWrite.reduce((sum, plan) => sum + plan.fresh.length, 0);
     return { written, duplicates, objects: 1 };
   }
 
-  /** The session's data key, unwrapped; created (and stored wrapped) when `create` and absent. */
-  async sessionKey(kek: KeyEncryptionKey, sessionRef: string, create: true): Promise<DataKey>;
-  async sessionKey(kek: KeyEncryptionKey, sessionRef: string, create: false): Promise<DataKey | undefined>;
-  async sessionKey(kek: KeyEncryptionKey, sessionRef: string, create: boolean): Promise<DataKey | undefined> {
-    const cacheKey = `${kek.tenant}/${kek.id}/${sessionRef}`;
-    const cached = this.keyCache.get(cacheKey);
+  /** The session's data key, unwrapped; undefined when it has none (never written, or erased). */
+  async sessionKey(kek: KeyEncryptionKey, sessionRef: string): Promise<DataKey | undefined> {
+    const cached = this.keyCache.get(`${kek.tenant}/${kek.id}/${sessionRef}`);
     if (cached !== undefined) return cached;
     const recordKey = keyRecordKey(kek.tenant, sessionRef);
     const record = await getRecord<KeyRecord>(this.store, recordKey);
-    let key: DataKey;
-    if (record !== undefined) {
-      key = unwrapDataKey(kek, record, sessionRef, recordKey);
-    } else if (create) {
-      key = newDataKey();
-      await putRecord(this.store, recordKey, {
-        ...wrapDataKey(kek, key, sessionRef),
-        session: sessionRef,
-      } satisfies KeyRecord);
-    } else {
-      return undefined;
-    }
-    if (this.keyCache.size > 10_000) this.keyCache.clear();
-    this.keyCache.set(cacheKey, key);
+    if (record === undefined) return undefined;
+    const key = unwrapDataKey(kek, record, sessionRef, recordKey);
+    this.cacheKey(kek, sessionRef, key);
     return key;
   }
 
@@ -320,12 +310,40 @@ export class Archive {
     }
   }
 
-  private async addToSubject(tenant: string, userRef: string, sessions: string[]): Promise<void> {
+  /** The subject index with `sessions` added, ready to put; undefined when nothing changes. */
+  private async subjectUpdate(
+    tenant: string,
+    userRef: string,
+    sessions: string[],
+  ): Promise<readonly [string, Buffer] | undefined> {
     const key = subjectKey(tenant, userRef);
     const index = (await getRecord<SubjectIndex>(this.store, key)) ?? { v: 1 as const, sessions: [] };
     const before = index.sessions.length;
     for (const session of sessions) if (!index.sessions.includes(session)) index.sessions.push(session);
-    if (index.sessions.length !== before) await putRecord(this.store, key, index);
+    return index.sessions.length === before ? undefined : [key, encodeRecord(index)];
+  }
+
+  /** Data keys of sessions about to be written: loaded, or created and stored (in one group commit). */
+  private async prepareKeys(kek: KeyEncryptionKey, refs: readonly string[]): Promise<DataKey[]> {
+    const created: Array<readonly [string, Buffer]> = [];
+    const keys = await Promise.all(
+      refs.map(async (ref) => {
+        const existing = await this.sessionKey(kek, ref);
+        if (existing !== undefined) return existing;
+        const key = newDataKey();
+        const record: KeyRecord = { ...wrapDataKey(kek, key, ref), session: ref };
+        created.push([keyRecordKey(kek.tenant, ref), encodeRecord(record)]);
+        return key;
+      }),
+    );
+    await this.store.putMany(created);
+    refs.forEach((ref, index) => this.cacheKey(kek, ref, keys[index]!));
+    return keys;
+  }
+
+  private cacheKey(kek: KeyEncryptionKey, sessionRef: string, key: DataKey): void {
+    if (this.keyCache.size > 10_000) this.keyCache.clear();
+    this.keyCache.set(`${kek.tenant}/${kek.id}/${sessionRef}`, key);
   }
 
   /** Whether an object written at `createdAt` is past the tenant's retention at `now`. */
@@ -367,7 +385,7 @@ export class Archive {
   async getSession(tenant: string, sessionId: string): Promise<ArchivedEvent[]> {
     const kek = await this.deps.keks.forTenant(tenant);
     const { ref, catalog } = await this.catalog(tenant, sessionId);
-    const dek = await this.sessionKey(kek, ref, false);
+    const dek = await this.sessionKey(kek, ref);
     if (dek === undefined) {
       this.deps.metrics.readFailures.inc({ reason: "key destroyed" });
       throw new DataCorruptionError(`session "${sessionId}": its data key is destroyed (erased?)`);
@@ -422,7 +440,7 @@ export class Archive {
   async sessionIds(tenant: string): Promise<string[]> {
     const ids: string[] = [];
     const catalogs: ObjectInfo[] = (await this.store.list(`tenants/${tenant}/sessions/`)).filter((info) =>
-      info.key.endsWith("/catalog.json"),
+      info.key.endsWith(".json"),
     );
     for (const info of catalogs) {
       const catalog = await getRecord<SessionCatalog>(this.store, info.key).catch(() => undefined);

@@ -23,6 +23,8 @@ export interface ObjectStore {
   /** Human-readable location, for logs. */
   readonly location: string;
   put(key: string, data: Buffer): Promise<void>;
+  /** Several puts at once (each atomic on its own; a local store fsyncs each directory once). */
+  putMany(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void>;
   /** The object's bytes, or undefined when it does not exist. */
   get(key: string): Promise<Buffer | undefined>;
   /** Deletes the object if present (idempotent). */
@@ -121,6 +123,40 @@ export class LocalObjectStore implements ObjectStore {
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       throw ioError(error, `writing ${key}`);
+    }
+  }
+
+  /**
+   * Group commit: every temp file is written and fsync'd in parallel, then renamed, then
+   * each directory involved is fsync'd once — instead of once per object.
+   */
+  async putMany(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void> {
+    if (entries.length === 0) return;
+    if (entries.length === 1) return this.put(entries[0]![0], entries[0]![1]);
+    const staged: Array<{ key: string; target: string; temp: string }> = [];
+    try {
+      await Promise.all(
+        entries.map(async ([key, data]) => {
+          const target = this.path("hot", key);
+          const dir = dirname(target);
+          const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
+          await this.ensureDir(dir);
+          staged.push({ key, target, temp });
+          const handle = await open(temp, "wx", 0o600);
+          try {
+            await handle.writeFile(data);
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        }),
+      );
+      for (const { target, temp } of staged) await rename(temp, target);
+      await Promise.all([...new Set(staged.map(({ target }) => dirname(target)))].map(fsyncDirectory));
+      await Promise.all(staged.map(({ key }) => rm(this.path("cold", key), { force: true })));
+    } catch (error) {
+      await Promise.all(staged.map(({ temp }) => rm(temp, { force: true }).catch(() => undefined)));
+      throw ioError(error, `writing ${entries.length} objects`);
     }
   }
 

@@ -42,7 +42,7 @@ export const tenantPrefix = (tenant: string): string => `tenants/${tenant}/`;
 export const objectsPrefix = (tenant: string): string => `tenants/${tenant}/objects/`;
 export const sessionsPrefix = (tenant: string): string => `tenants/${tenant}/sessions/`;
 export const catalogKey = (tenant: string, sessionRef: string): string =>
-  `tenants/${tenant}/sessions/${sessionRef}/catalog.json`;
+  `tenants/${tenant}/sessions/${sessionRef}.json`;
 export const keyRecordKey = (tenant: string, sessionRef: string): string =>
   `tenants/${tenant}/keys/${sessionRef}.json`;
 export const subjectKey = (tenant: string, userRef: string): string =>
@@ -61,11 +61,16 @@ export function auditKey(tenant: string, now: number, receiptId: string): string
   return `tenants/${tenant}/audit/${new Date(now).toISOString().replace(/[:.]/g, "-")}-${safe}.json`;
 }
 
-/** Writes a record as JSON sealed with the SHA-256 of its body. */
-export async function putRecord(store: ObjectStore, key: string, body: unknown): Promise<void> {
+/** A record as stored: JSON sealed with the SHA-256 of its body. */
+export function encodeRecord(body: unknown): Buffer {
   const text = JSON.stringify(body);
   const sha256 = createHash("sha256").update(text, "utf8").digest("hex");
-  await store.put(key, Buffer.from(`{"sha256":"${sha256}","body":${text}}\n`, "utf8"));
+  return Buffer.from(`{"sha256":"${sha256}","body":${text}}\n`, "utf8");
+}
+
+/** Writes a sealed record. */
+export async function putRecord(store: ObjectStore, key: string, body: unknown): Promise<void> {
+  await store.put(key, encodeRecord(body));
 }
 
 /** Reads a sealed record; undefined when absent, DataCorruptionError when it fails its checksum. */

@@ -137,6 +137,19 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async putMany(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void> {
+    // Bounded parallelism: a batch touches one record per session.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < entries.length) {
+        const [key, data] = entries[next]!;
+        next += 1;
+        await this.put(key, data);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, entries.length) }, worker));
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     checkObjectKey(key);
     await this.ensureReady();

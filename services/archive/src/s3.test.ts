@@ -111,10 +111,7 @@ test("on MinIO: same layout, identical round trip, duplicates collapse, tamperin
   const objects = keys.filter((key) => key.startsWith("tenants/acme/objects/"));
   assert.equal(objects.length, 1);
   assert.match(objects[0]!, /^tenants\/acme\/objects\/\d{4}\/\d{2}\/\d{2}\/[0-9a-z]+-[0-9a-f]+\.sta$/);
-  assert.equal(
-    keys.filter((key) => /^tenants\/acme\/sessions\/[0-9a-f]{32}\/catalog\.json$/.test(key)).length,
-    2,
-  );
+  assert.equal(keys.filter((key) => /^tenants\/acme\/sessions\/[0-9a-f]{32}\.json$/.test(key)).length, 2);
   assert.equal(keys.filter((key) => /^tenants\/acme\/keys\/[0-9a-f]{32}\.json$/.test(key)).length, 2);
   assert.equal(keys.filter((key) => /^tenants\/acme\/subjects\/[0-9a-f]{32}\.json$/.test(key)).length, 2);
   const original = await readObject(bucket, objects[0]!);

@@ -82,6 +82,8 @@ function meteredStore(store: ObjectStore, metrics: ArchiveMetrics): ObjectStore 
     kind: store.kind,
     location: store.location,
     put: (key: string, data: Buffer) => time("put", () => store.put(key, data)),
+    putMany: (entries: ReadonlyArray<readonly [string, Buffer]>) =>
+      time("put_many", () => store.putMany(entries)),
     get: (key: string) => time("get", () => store.get(key)),
     delete: (key: string) => time("delete", () => store.delete(key)),
     list: (prefix: string): Promise<ObjectInfo[]> => time("list", () => store.list(prefix)),

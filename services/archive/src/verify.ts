@@ -39,7 +39,7 @@ export async function verify(
       if (only !== undefined && !only.has(section.id)) continue;
       let dek;
       try {
-        dek = await archive.sessionKey(kek, section.session, false);
+        dek = await archive.sessionKey(kek, section.session);
       } catch (error) {
         problems.push({ object: objectKey, reason: `section ${section.id}: ${reasonOf(error)}` });
         continue;
