@@ -7,17 +7,58 @@ import {
   SessionTrackError,
   StorageUnavailableError,
 } from "@sessiontrack/errors";
-import { ArchiveServiceClient, IndexServiceClient, type StoredEvent } from "@sessiontrack/proto";
+import {
+  ArchiveServiceClient,
+  ArchiveServiceService,
+  IndexServiceClient,
+  IndexServiceService,
+} from "@sessiontrack/proto";
 
 import type { ShippingConfig, SinkEndpoint } from "./config.js";
 
 /** The sinks ingest ships to, in the order the WAL lists them. */
 export type SinkName = "archive" | "index";
 
-/** Delivers one batch of StoredEvents to a sink; rejects with the call's grpc ServiceError. */
+/** Delivers one batch to a sink; rejects with the call's grpc ServiceError. */
 export interface SinkTransport {
   readonly name: SinkName;
-  deliver(events: StoredEvent[], signal: AbortSignal): Promise<void>;
+  /** `request` is an encoded WriteBatchRequest / IndexEventsRequest ({@link encodeEventsRequest}). */
+  deliver(request: Buffer, signal: AbortSignal): Promise<void>;
+}
+
+/** Bytes of an unsigned varint. */
+function varintLength(value: number): number {
+  let length = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80);
+    length += 1;
+  }
+  return length;
+}
+
+/**
+ * Encodes WAL records (each an encoded StoredEvent) as `repeated StoredEvent events = 1`,
+ * the body of both WriteBatchRequest and IndexEventsRequest, by copying their bytes once:
+ * decoding and re-encoding every event cost ingest ~6x more CPU per shipped event, and the
+ * sinks receive exactly the bytes the WAL holds.
+ */
+export function encodeEventsRequest(records: readonly { data: Uint8Array }[]): Buffer {
+  let size = 0;
+  for (const { data } of records) size += 1 + varintLength(data.length) + data.length;
+  const out = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const { data } of records) {
+    out[offset++] = 0x0a; // field 1, length-delimited
+    let length = data.length;
+    while (length >= 0x80) {
+      out[offset++] = (length & 0x7f) | 0x80;
+      length = Math.floor(length / 0x80);
+    }
+    out[offset++] = length;
+    out.set(data, offset);
+    offset += data.length;
+  }
+  return out;
 }
 
 /** Clients of the configured sinks, with the service key every call presents. */
@@ -94,35 +135,39 @@ export function unaryCall<Response>(
   });
 }
 
-/** The transports the shipper drives, one per configured sink. */
+const passThrough = (bytes: Buffer): Buffer => bytes;
+
+/**
+ * The transports the shipper drives, one per configured sink: the generated clients'
+ * methods, with the request body passed through as already-encoded bytes.
+ */
 export function sinkTransports(clients: SinkClients): SinkTransport[] {
   const transports: SinkTransport[] = [];
   const { archive, index } = clients;
+  const deliverWith =
+    (client: grpc.Client, method: { path: string; responseDeserialize: (bytes: Buffer) => unknown }) =>
+    async (request: Buffer, signal: AbortSignal): Promise<void> => {
+      await unaryCall(
+        (metadata, options, callback) =>
+          client.makeUnaryRequest(
+            method.path,
+            passThrough,
+            method.responseDeserialize,
+            request,
+            metadata,
+            options,
+            callback,
+          ),
+        clients.metadata(),
+        clients.timeoutMs,
+        signal,
+      );
+    };
   if (archive !== undefined) {
-    transports.push({
-      name: "archive",
-      deliver: async (events, signal) => {
-        await unaryCall(
-          (metadata, options, callback) => archive.writeBatch({ events }, metadata, options, callback),
-          clients.metadata(),
-          clients.timeoutMs,
-          signal,
-        );
-      },
-    });
+    transports.push({ name: "archive", deliver: deliverWith(archive, ArchiveServiceService.writeBatch) });
   }
   if (index !== undefined) {
-    transports.push({
-      name: "index",
-      deliver: async (events, signal) => {
-        await unaryCall(
-          (metadata, options, callback) => index.indexEvents({ events }, metadata, options, callback),
-          clients.metadata(),
-          clients.timeoutMs,
-          signal,
-        );
-      },
-    });
+    transports.push({ name: "index", deliver: deliverWith(index, IndexServiceService.indexEvents) });
   }
   return transports;
 }
@@ -130,7 +175,7 @@ export function sinkTransports(clients: SinkClients): SinkTransport[] {
 /** The grpc status of a failed call, or undefined for errors that did not come from gRPC. */
 export function grpcCode(error: unknown): grpc.status | undefined {
   if (typeof error === "object" && error !== null && "code" in error) {
-    const code = (error).code;
+    const code = error.code;
     if (typeof code === "number" && grpc.status[code] !== undefined) return code;
   }
   return undefined;
@@ -161,7 +206,7 @@ export function isTransient(error: unknown): boolean {
 export function sinkCallError(sink: SinkName, call: string, error: unknown): SessionTrackError {
   const details =
     typeof error === "object" && error !== null && "details" in error
-      ? String((error).details)
+      ? String(error.details)
       : error instanceof Error
         ? error.message
         : String(error);

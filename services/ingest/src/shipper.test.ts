@@ -6,7 +6,13 @@ import { test, type TestContext } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
 
-import { PrivacyServiceClient, type EraseSubjectResponse } from "@sessiontrack/proto";
+import {
+  IndexEventsRequest,
+  PrivacyServiceClient,
+  StoredEvent,
+  WriteBatchRequest,
+  type EraseSubjectResponse,
+} from "@sessiontrack/proto";
 import { createLogger, generateApiKey, TenantDirectory, writeTenantsFile } from "@sessiontrack/runtime";
 import { WriteAheadLog } from "@sessiontrack/wal";
 
@@ -14,7 +20,7 @@ import { loadIngestConfig } from "./config.js";
 import { IngestMetrics, ShipperMetrics } from "./metrics.js";
 import { startIngestServer, type IngestServer } from "./server.js";
 import { Shipper } from "./shipper.js";
-import { createSinkClients, sinkTransports } from "./shipper-sinks.js";
+import { createSinkClients, encodeEventsRequest, sinkTransports } from "./shipper-sinks.js";
 import { appendRaw, auth, encodeBatch, encodeEvent, validEvent } from "./test-harness.js";
 import { encodeStoredEvent } from "./stored-event.js";
 import { startTestSink, type TestSink } from "./test-sinks.js";
@@ -406,4 +412,28 @@ test("close() ships what is durable before stopping, and does not hang on a dead
   assert.ok(took < 5_000, `close took ${took} ms`);
   assert.equal(stack.index.eventIds.size, 50, "the healthy sink received everything before shutdown");
   assert.equal(stack.archive.received.length, 0);
+});
+
+test("a batch is framed from the WAL's bytes: it decodes as WriteBatchRequest and IndexEventsRequest unchanged", () => {
+  const records = [10, 127, 128, 300, 20_000, 70_000].map((size, index) => ({
+    data: encodeStoredEvent(
+      {
+        tenant: "acme",
+        eventId: `e${index}`,
+        sessionId: "s",
+        seq: index + 1,
+        receivedAt: new Date(),
+        redactions: [],
+      },
+      Buffer.alloc(size, index + 1),
+    ),
+  }));
+  const body = encodeEventsRequest(records);
+  for (const decoded of [WriteBatchRequest.decode(body), IndexEventsRequest.decode(body)]) {
+    assert.deepEqual(
+      decoded.events.map((event) => Buffer.from(StoredEvent.encode(event).finish())),
+      records.map((record) => record.data),
+    );
+  }
+  assert.deepEqual(encodeEventsRequest([]), Buffer.alloc(0));
 });

@@ -1,11 +1,16 @@
 // The shipper: delivers WAL records at-least-once to every sink, each behind its own cursor.
-import { DataCorruptionError, StorageUnavailableError } from "@sessiontrack/errors";
-import { StoredEvent } from "@sessiontrack/proto";
+import { StorageUnavailableError } from "@sessiontrack/errors";
 import type { Logger } from "@sessiontrack/runtime";
-import type { WalRecord, WriteAheadLog } from "@sessiontrack/wal";
+import type { WriteAheadLog } from "@sessiontrack/wal";
 
 import type { ShipperMetrics } from "./metrics.js";
-import { codeName, isTransient, type SinkName, type SinkTransport } from "./shipper-sinks.js";
+import {
+  codeName,
+  encodeEventsRequest,
+  isTransient,
+  type SinkName,
+  type SinkTransport,
+} from "./shipper-sinks.js";
 
 /** Retry timing. Permanent rejections wait longer, but are retried all the same. */
 export interface ShipperBackoff {
@@ -219,10 +224,11 @@ class SinkLoop {
           continue;
         }
         lastLsn = records.at(-1)!.lsn;
-        const events = decodeRecords(records);
-        await this.transport.deliver(events, this.abort.signal);
+        // The StoredEvents go out exactly as the WAL holds them; a record that is not one
+        // is rejected by the sink (INVALID_ARGUMENT) and held like any permanent rejection.
+        await this.transport.deliver(encodeEventsRequest(records), this.abort.signal);
         await wal.confirm(this.name, lastLsn);
-        metrics.shippedEvents.inc({ sink: this.name }, events.length);
+        metrics.shippedEvents.inc({ sink: this.name }, records.length);
         metrics.shippedBatches.inc({ sink: this.name });
         metrics.lastSuccess.set({ sink: this.name }, Date.now() / 1000);
         metrics.batchSeconds.observe({ sink: this.name }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -301,17 +307,4 @@ class SinkLoop {
       this.interruptSleep = done;
     });
   }
-}
-
-/** StoredEvents of WAL records; a record that does not decode is a bug, reported with its lsn. */
-function decodeRecords(records: readonly WalRecord[]): StoredEvent[] {
-  return records.map((record) => {
-    try {
-      return StoredEvent.decode(record.data);
-    } catch (error) {
-      throw new DataCorruptionError(`wal record lsn ${record.lsn} (${record.key}) is not a StoredEvent`, {
-        cause: error,
-      });
-    }
-  });
 }
