@@ -30,14 +30,13 @@ test(
   "short load test: capture stays within the 5% overhead budget and loses nothing",
   { timeout: 180_000 },
   async () => {
-    const outDir = mkdtempSync(join(tmpdir(), "sessiontrack-loadtest-short-"));
-    const child = spawn(process.execPath, [RUN, "--short", "--out", outDir], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    // Results go to loadtest/results/<timestamp>/ like any run (and `latest` points there).
+    const child = spawn(process.execPath, [RUN, "--short"], { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const outDir = /results in (\S+)/.exec(output)?.[1] ?? "(no results dir printed)";
     let summary: Summary;
     try {
       summary = JSON.parse(readFileSync(join(outDir, "summary.json"), "utf8")) as Summary;
