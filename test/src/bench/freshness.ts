@@ -8,9 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import { SessionTrackClient } from "@sessiontrack/client";
 import { Event, IngestServiceClient, Role } from "@sessiontrack/proto";
 
-import { createStackHome, startStack, StackReader } from "../support/stack.js";
+import { createStackHome, metricValue, startStack, StackReader } from "../support/stack.js";
 import { sleep } from "../support/wal-contents.js";
-import { percentile } from "./ingest-load.js";
+import { appendAtMaxRate, EventFactory, percentile } from "./ingest-load.js";
 
 /** Options of {@link runFreshnessBench}. */
 export interface FreshnessBenchOptions {
@@ -35,6 +35,7 @@ export async function runFreshnessBench(options: FreshnessBenchOptions): Promise
   metadata.set("authorization", `Bearer ${home.keys.acme.ingest}`);
   const samples: number[] = [];
   let timeouts = 0;
+  let shipping: Record<string, number> | undefined;
   let stop = false;
   const rate = options.backgroundRate ?? 500;
   try {
@@ -88,6 +89,36 @@ export async function runFreshnessBench(options: FreshnessBenchOptions): Promise
     }
     stop = true;
     await load;
+
+    // Shipping throughput: ingest at full speed for a while, then time until each sink has it all.
+    const lag = (sink: string): Promise<number> =>
+      metricValue(stack.ingest.metricsAddress, "sessiontrack_shipper_lag_records", `sink="${sink}"`);
+    const started = performance.now();
+    const burst = await appendAtMaxRate({
+      address: stack.ingest.address,
+      apiKey: home.keys.acme.ingest,
+      factory: new EventFactory(),
+      concurrency: 4,
+      batchSize: 250,
+      seconds: Math.max(2, Math.round(options.seconds / 2)),
+    });
+    const caughtUp: Record<string, number> = {};
+    while (Object.keys(caughtUp).length < 2 && performance.now() - started < 300_000) {
+      for (const sink of ["index", "archive"]) {
+        if (caughtUp[sink] === undefined && (await lag(sink)) === 0)
+          caughtUp[sink] = performance.now() - started;
+      }
+      await sleep(50);
+    }
+    shipping = {
+      "pipeline.ingest_events_per_s_while_shipping": Math.round(burst.eventsPerSecond),
+      "pipeline.index_shipped_events_per_s": Math.round(
+        (burst.events / (caughtUp["index"] ?? Infinity)) * 1000,
+      ),
+      "pipeline.archive_shipped_events_per_s": Math.round(
+        (burst.events / (caughtUp["archive"] ?? Infinity)) * 1000,
+      ),
+    };
   } finally {
     stop = true;
     await background.close(5_000);
@@ -104,5 +135,6 @@ export async function runFreshnessBench(options: FreshnessBenchOptions): Promise
     "index.freshness_samples": samples.length,
     "index.freshness_timeouts": timeouts,
     "index.freshness_background_events_per_s": rate,
+    ...(shipping ?? {}),
   };
 }
