@@ -16,7 +16,7 @@ import {
 } from "@sessiontrack/proto";
 import { toGrpcError, type GrpcError, type Logger, type TenantDirectory } from "@sessiontrack/runtime";
 
-import { Archive } from "./archive.js";
+import type { Archive } from "./archive.js";
 import { erase } from "./erase.js";
 import type { KeyEncryptionKeyDirectory } from "./keys.js";
 import type { ArchiveMetrics } from "./metrics.js";
@@ -202,8 +202,6 @@ export class ArchiveService {
     try {
       this.deps.tenants.authorizeService(call.metadata.get("authorization")[0]);
       const request = decodeRequest((b) => ScanEventsRequest.decode(b), call.request, "ScanEventsRequest");
-      const { archive, logger } = this.deps;
-      const tenants = request.tenant === "" ? await archive.tenants() : [request.tenant];
       let chunk: Buffer[] = [];
       let chunkBytes = 0;
       const flush = async (): Promise<void> => {
@@ -213,22 +211,14 @@ export class ArchiveService {
         chunkBytes = 0;
         if (!call.write(message)) await new Promise<void>((resolve) => call.once("drain", resolve));
       };
-      for (const tenant of tenants) {
-        for (const sessionId of await archive.sessionIds(tenant)) {
-          if (call.cancelled) return;
-          let events;
-          try {
-            events = await archive.getSession(tenant, sessionId);
-          } catch (error) {
-            if (!Archive.isDataProblem(error)) throw error;
-            logger.warn({ err: error, tenant, sessionId }, "scan: session unreadable, skipped");
-            continue;
-          }
-          for (const event of events) {
-            chunk.push(event.bytes);
-            chunkBytes += event.bytes.length;
-            if (chunk.length >= SCAN_CHUNK_EVENTS || chunkBytes >= SCAN_CHUNK_BYTES) await flush();
-          }
+      for await (const session of this.deps.archive.scan(
+        request.tenant === "" ? undefined : request.tenant,
+      )) {
+        if (call.cancelled) return;
+        for (const event of session.events) {
+          chunk.push(event.bytes);
+          chunkBytes += event.bytes.length;
+          if (chunk.length >= SCAN_CHUNK_EVENTS || chunkBytes >= SCAN_CHUNK_BYTES) await flush();
         }
       }
       await flush();

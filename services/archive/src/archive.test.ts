@@ -369,6 +369,9 @@ test("ScanEvents streams every event of a tenant, or of all tenants", async (t) 
   const all = await scan("");
   assert.equal(all.events.length, 5);
   assert.equal((await scan("", h.readKeys["acme"])).status.code, grpc.status.PERMISSION_DENIED);
+  const traversal = await scan("../../etc");
+  assert.equal(traversal.status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(traversal.status.details, /not a tenant name/);
 });
 
 test("bad input and missing credentials get clear errors and write nothing", async (t) => {

@@ -449,6 +449,32 @@ export class Archive {
     return ids;
   }
 
+  /**
+   * Every readable session of a tenant (or of every tenant), one transcript at a time —
+   * what `sessiontrack index rebuild` replays. Unreadable sessions (corrupt, key destroyed)
+   * are logged and skipped; a missing KEK or an unreachable store stops the scan.
+   */
+  async *scan(
+    tenant?: string,
+  ): AsyncGenerator<{ tenant: string; sessionId: string; events: ArchivedEvent[] }> {
+    if (tenant !== undefined && !TENANT_NAME.test(tenant)) {
+      throw new InvalidEventError(`tenant: "${tenant}" is not a tenant name (a DNS label)`);
+    }
+    for (const name of tenant === undefined ? await this.tenants() : [tenant]) {
+      for (const sessionId of await this.sessionIds(name)) {
+        let events: ArchivedEvent[];
+        try {
+          events = await this.getSession(name, sessionId);
+        } catch (error) {
+          if (!Archive.isDataProblem(error)) throw error;
+          this.deps.logger.warn({ err: error, tenant: name, sessionId }, "scan: session unreadable, skipped");
+          continue;
+        }
+        yield { tenant: name, sessionId, events };
+      }
+    }
+  }
+
   /** Whether an error is one a scan should skip past (unreadable data) rather than stop on. */
   static isDataProblem(error: unknown): boolean {
     return error instanceof SessionTrackError && (error.code === "DATA_LOSS" || error.code === "NOT_FOUND");

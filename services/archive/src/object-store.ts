@@ -186,6 +186,7 @@ export class LocalObjectStore implements ObjectStore {
   async list(prefix: string): Promise<ObjectInfo[]> {
     const found: ObjectInfo[] = [];
     const folder = prefix.replace(/\/+$/, "");
+    if (folder !== "") checkObjectKey(folder);
     for (const tier of ["hot", "cold"] as const) {
       const root = tier === "hot" ? this.hot : this.cold;
       const start = folder === "" ? root : join(root, ...folder.split("/"));
