@@ -1,12 +1,12 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 
 import type { Logger } from "@sessiontrack/runtime";
 
 import { buildCaptureDocument, renderCaptureText, type CanaryRoute } from "./capture.js";
 import { CaptureStagePlanner } from "./capture-stages.js";
+import { GeneratedSecrets } from "./credentials.js";
 import {
   Informer,
-  isStatus,
   type InformerEventType,
   type KubeClient,
   type KubeObject,
@@ -30,6 +30,7 @@ import {
   type RenderContext,
 } from "./render.js";
 import { RevisionHistory } from "./revision-history.js";
+import { TenantsSecretError, effectiveTenantsFile } from "./service-wiring.js";
 import {
   REVISION_CODE_ANNOTATION,
   REVISION_REASON_ANNOTATION,
@@ -90,6 +91,7 @@ export class SessionStoreController {
   private readonly stages: CaptureStagePlanner;
   private readonly history: RevisionHistory;
   private readonly status: StatusWriter;
+  private readonly secrets: GeneratedSecrets;
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
@@ -142,6 +144,7 @@ export class SessionStoreController {
     this.podMetrics = new PodMetrics(this.informer("Pod"), options.scrapeTimeoutMs ?? 2000);
     this.stages = new CaptureStagePlanner(this.podMetrics, options.analysisIntervalMs);
     this.history = new RevisionHistory(options.client);
+    this.secrets = new GeneratedSecrets(options.client, this.informer("Secret"), options.logger);
     this.status = new StatusWriter(options.client, options.logger);
   }
 
@@ -351,7 +354,20 @@ export class SessionStoreController {
         [STAGE_SINCE_ANNOTATION]: stage.since,
       }),
     );
-    await this.ensureSecrets(ctx);
+    const { serviceKey } = await this.secrets.ensure(ctx);
+    // The services' tenants file: the user's, plus the shipper key; a broken one is reported, not fatal.
+    let tenantsProblem: string | undefined;
+    const tenantsFile: KubeObject[] = [];
+    try {
+      const tenants = await effectiveTenantsFile(this.options.client, namespace, spec, serviceKey);
+      tenantsFile.push(renderSecret(ctx, names.serviceTenants, "tenants", { "tenants.yaml": tenants.text }));
+      await this.secrets.ensureTenantKeys(ctx, tenants.tenants);
+    } catch (error) {
+      if (!(error instanceof TenantsSecretError)) throw error;
+      tenantsProblem = error.message;
+      // The user's Secret is not watched: look again soon.
+      requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, 10_000);
+    }
     const stableImages = revisionImages(state.stable) ?? targetImages;
     const desired: KubeObject[] = [
       renderService(ctx, "ingest", "stable", true),
@@ -363,6 +379,7 @@ export class SessionStoreController {
       renderServiceDeployment(ctx, "index", "stable", stableImages.index, spec.index.replicas),
       renderServiceDeployment(ctx, "archive", "stable", stableImages.archive, spec.archive.replicas),
       ...this.canaryWorkloads(ctx, state, canaryComponents, targetImages),
+      ...tenantsFile,
     ];
     await Promise.all(desired.map((object) => this.ensureApplied(object)));
 
@@ -382,7 +399,13 @@ export class SessionStoreController {
       ...(state.lastRollback === undefined ? {} : { lastRollback: state.lastRollback }),
       components,
     };
-    await this.status.write(store, next, this.conditions(state, components, spec), state.events, now);
+    await this.status.write(
+      store,
+      next,
+      this.conditions(state, components, spec, tenantsProblem),
+      state.events,
+      now,
+    );
     await this.history.prune(revisions, spec.rollout.revisionHistoryLimit, [state.stable, state.target]);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
@@ -422,6 +445,7 @@ export class SessionStoreController {
     state: RolloutState,
     components: Record<string, ComponentStatus>,
     spec: SessionStoreSpec,
+    tenantsProblem: string | undefined,
   ): DesiredCondition[] {
     const { canary, target, stable } = state;
     const notReady = Object.entries(components)
@@ -466,9 +490,11 @@ export class SessionStoreController {
               message: `revision ${stable.metadata.name ?? ""} runs everywhere`,
             };
     const degraded: DesiredCondition =
-      state.analysisProblem !== undefined && canary !== undefined
-        ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: state.analysisProblem }
-        : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
+      tenantsProblem !== undefined
+        ? { type: "Degraded", status: "True", reason: "TenantsSecretInvalid", message: tenantsProblem }
+        : state.analysisProblem !== undefined && canary !== undefined
+          ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: state.analysisProblem }
+          : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
     const rolledBack: DesiredCondition = isBad(target)
       ? {
           type: "RolledBack",
@@ -500,61 +526,6 @@ export class SessionStoreController {
     this.logger.debug({ kind: object.kind, name: object.metadata.name }, "applied");
     return true;
   }
-  /** Generated credentials: created once when missing, never rewritten (so never rotated). */
-  private async ensureSecrets(ctx: RenderContext): Promise<void> {
-    const names = objectNames(ctx.name);
-    const wanted: { name: string; component: string; owned: boolean; data: () => Record<string, string> }[] =
-      [];
-    if (ctx.spec.meilisearch.mode === "managed") {
-      wanted.push({
-        name: names.meilisearch,
-        component: "meilisearch",
-        owned: true,
-        data: () => ({ masterKey: randomBytes(32).toString("base64url") }),
-      });
-    }
-    if (ctx.spec.s3.mode === "managed") {
-      wanted.push({
-        name: names.s3,
-        component: "s3",
-        owned: true,
-        data: () => ({
-          accessKeyId: `st${randomBytes(9).toString("hex")}`,
-          secretAccessKey: randomBytes(30).toString("base64url"),
-        }),
-      });
-    }
-    if (ctx.spec.privacy.encryption.keySecretRef === undefined) {
-      // Not owned: deleting the SessionStore must never destroy the keys the archive is encrypted with.
-      wanted.push({
-        name: names.encryptionKeys,
-        component: "archive",
-        owned: false,
-        data: () => ({ default: randomBytes(32).toString("base64") }),
-      });
-    }
-    for (const secret of wanted) {
-      if (this.informer("Secret").get(ctx.namespace, secret.name) !== undefined) continue;
-      if (
-        (await this.options.client.get({
-          apiVersion: "v1",
-          kind: "Secret",
-          namespace: ctx.namespace,
-          name: secret.name,
-        })) !== undefined
-      )
-        continue;
-      const object = renderSecret(ctx, secret.name, secret.component, secret.data());
-      if (!secret.owned) delete object.metadata.ownerReferences;
-      try {
-        await this.options.client.create(object);
-        this.logger.info({ secret: secret.name }, "generated credentials secret");
-      } catch (error) {
-        if (!isStatus(error, 409)) throw error;
-      }
-    }
-  }
-
   private componentStatus(
     namespace: string,
     names: ReturnType<typeof objectNames>,

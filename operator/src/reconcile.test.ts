@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { after, before, test } from "node:test";
 
@@ -110,7 +111,48 @@ test("the minimal example creates every owned object with limits and owner refer
     namespace,
     name: "sessiontrack-encryption-keys",
   });
-  assert.ok(keys, "encryption keys generated");
+  assert.deepEqual(
+    Object.keys((keys?.["data"] as Record<string, string>) ?? {}).sort(),
+    ["acme", "globex"],
+    "one key-encryption key per tenant",
+  );
+  assert.equal(
+    keys?.metadata.ownerReferences,
+    undefined,
+    "encryption keys are never garbage-collected with the SessionStore",
+  );
+  const serviceKey = await owned("v1", "Secret", "sessiontrack-service-key");
+  const tenantsSecret = await owned("v1", "Secret", "sessiontrack-service-tenants");
+  const tenantsFile = JSON.parse(
+    Buffer.from((tenantsSecret["data"] as Record<string, string>)["tenants.yaml"] ?? "", "base64").toString(
+      "utf8",
+    ),
+  ) as {
+    tenants: { name: string }[];
+    services: { id: string; sha256: string }[];
+  };
+  assert.deepEqual(
+    tenantsFile.tenants.map((tenant) => tenant.name),
+    ["acme", "globex"],
+    "the user's tenants are kept",
+  );
+  const shipperKey = Buffer.from(
+    (serviceKey["data"] as Record<string, string>)["key"] ?? "",
+    "base64",
+  ).toString("utf8");
+  assert.ok(
+    tenantsFile.services.some(
+      (service) =>
+        service.id === "sessiontrack-operator-shipper" &&
+        service.sha256 === createHash("sha256").update(shipperKey).digest("hex"),
+    ),
+    "the shipper's service key is added to the services' tenants file",
+  );
+  assert.ok(
+    ingestSpec.template.spec.containers[0]?.args.includes(
+      "--service-key-file=/etc/sessiontrack/service-key/key",
+    ),
+  );
   const configMap = await owned("v1", "ConfigMap", "sessiontrack-capture");
   const capture = parseYaml((configMap["data"] as Record<string, string>)["capture.yaml"] ?? "") as Record<
     string,
@@ -313,4 +355,31 @@ test("the operator works with exactly the RBAC the Helm chart grants", async (t)
   );
   const errors = (await operator.metrics.reconcileErrors.get()).values[0]?.value ?? 0;
   assert.equal(errors, 0, "no reconcile failed for lack of a permission");
+});
+
+test("a missing tenants Secret is reported as Degraded, naming the setting", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "notenants");
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  await admin.create({
+    apiVersion: "sessiontrack.io/v1alpha1",
+    kind: "SessionStore",
+    metadata: { name: "st", namespace },
+    spec: { tenantsSecretRef: { name: "missing" } },
+  });
+  const store = await waitFor("Degraded", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return condition(current, "Degraded")?.status === "True" ? current : undefined;
+  });
+  assert.equal(condition(store, "Degraded")?.reason, "TenantsSecretInvalid");
+  assert.match(
+    condition(store, "Degraded")?.message ?? "",
+    /spec\.tenantsSecretRef: Secret .*\/missing does not exist/,
+  );
+  assert.equal(store.status?.phase, "Degraded");
+  assert.ok(
+    await admin.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" }),
+    "capture config is still published",
+  );
 });

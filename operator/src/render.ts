@@ -27,6 +27,8 @@ export const objectNames = (name: string) => ({
   meilisearch: `${name}-meilisearch`,
   s3: `${name}-s3`,
   encryptionKeys: `${name}-encryption-keys`,
+  serviceKey: `${name}-service-key`,
+  serviceTenants: `${name}-service-tenants`,
   capture: `${name}-capture`,
 });
 
@@ -92,12 +94,10 @@ function podTemplate(podLabels: Record<string, string>, podSpec: Record<string, 
   };
 }
 
+// The user's tenants file plus the operator's shipper key (see service-wiring.ts).
 const tenantsVolume = (ctx: RenderContext) => ({
   name: "tenants",
-  secret: {
-    secretName: ctx.spec.tenantsSecretRef.name,
-    items: [{ key: ctx.spec.tenantsSecretRef.key, path: "tenants.yaml" }],
-  },
+  secret: { secretName: objectNames(ctx.name).serviceTenants },
 });
 const tenantsMount = { name: "tenants", mountPath: "/etc/sessiontrack/tenants", readOnly: true };
 const probes = (metricsPort: number) => ({
@@ -132,10 +132,9 @@ export function renderIngest(
           "--tenants=/etc/sessiontrack/tenants/tenants.yaml",
           `--capture-config=${CAPTURE_MOUNT}/${CAPTURE_FILE_KEY}`,
           `--shutdown-grace-ms=${drainMs}`,
-        ],
-        env: [
-          { name: "SESSIONTRACK_INDEX_ADDRESS", value: `${names.index}:${PORTS.index.grpc}` },
-          { name: "SESSIONTRACK_ARCHIVE_ADDRESS", value: `${names.archive}:${PORTS.archive.grpc}` },
+          `--index-url=${names.index}:${PORTS.index.grpc}`,
+          `--archive-url=${names.archive}:${PORTS.archive.grpc}`,
+          "--service-key-file=/etc/sessiontrack/service-key/key",
         ],
         ports: [
           { name: "grpc", containerPort: PORTS.ingest.grpc },
@@ -148,11 +147,16 @@ export function renderIngest(
         volumeMounts: [
           { name: "wal", mountPath: "/var/lib/sessiontrack/wal" },
           { name: "capture", mountPath: CAPTURE_MOUNT, readOnly: true },
+          { name: "service-key", mountPath: "/etc/sessiontrack/service-key", readOnly: true },
           tenantsMount,
         ],
       },
     ],
-    volumes: [{ name: "capture", configMap: { name: names.capture } }, tenantsVolume(ctx)],
+    volumes: [
+      { name: "capture", configMap: { name: names.capture } },
+      { name: "service-key", secret: { secretName: names.serviceKey } },
+      tenantsVolume(ctx),
+    ],
   };
   const name = track === "stable" ? names.ingest : names.canary("ingest");
   return {
@@ -222,25 +226,24 @@ export function renderServiceDeployment(
             secret: spec.s3.secretRef?.secretAccessKeyKey ?? "secretAccessKey",
           };
     env.push(
+      { name: "SESSIONTRACK_ARCHIVE_STORE", value: "s3" },
       {
         name: "SESSIONTRACK_S3_ENDPOINT",
         value: spec.s3.mode === "managed" ? `http://${names.s3}:9000` : (spec.s3.url ?? ""),
       },
       { name: "SESSIONTRACK_S3_BUCKET", value: spec.s3.bucket },
       { name: "SESSIONTRACK_S3_REGION", value: spec.s3.region },
-      { name: "SESSIONTRACK_S3_FORCE_PATH_STYLE", value: String(spec.s3.forcePathStyle) },
       {
-        name: "SESSIONTRACK_S3_ACCESS_KEY_ID",
+        name: "SESSIONTRACK_S3_ACCESS_KEY",
         valueFrom: { secretKeyRef: { name: s3Secret.name, key: s3Secret.id } },
       },
       {
-        name: "SESSIONTRACK_S3_SECRET_ACCESS_KEY",
+        name: "SESSIONTRACK_S3_SECRET_KEY",
         valueFrom: { secretKeyRef: { name: s3Secret.name, key: s3Secret.secret } },
       },
-      {
-        name: "SESSIONTRACK_ENCRYPTION_KEYS_DIR",
-        value: "/etc/sessiontrack/encryption-keys",
-      },
+      // One file per tenant, named by the tenant: the key Secret mounted as a directory.
+      { name: "SESSIONTRACK_KEK_DIR", value: "/etc/sessiontrack/encryption-keys" },
+      { name: "SESSIONTRACK_COLD_AFTER_DAYS", value: String(spec.privacy.retention.coldAfterDays) },
       { name: "SESSIONTRACK_RETENTION_DAYS", value: String(spec.privacy.retention.retentionDays) },
     );
   }
