@@ -115,7 +115,7 @@ const COLON = 5;
 const EQUALS = 6;
 const UNDERSCORE = 7;
 const AT = 8;
-const LETTER_TRIGGER = 9; // first letters of prefix cores: e A b B p P
+const LETTER_TRIGGER = 9; // letters that anchor cores: J (of eyJ), A, b, B, p, P
 const CLASS = new Uint8Array(256);
 for (let c = 48; c <= 57; c += 1) CLASS[c] = DIGIT;
 for (const c of " ()/") CLASS[c.charCodeAt(0)] = SEPARATOR;
@@ -125,7 +125,8 @@ CLASS[58] = COLON;
 CLASS[61] = EQUALS;
 CLASS[95] = UNDERSCORE;
 CLASS[64] = AT;
-for (const c of "eAbBpP") CLASS[c.charCodeAt(0)] = LETTER_TRIGGER;
+// 'J' rather than the far more frequent 'e' anchors "eyJ".
+for (const c of "JAbBpP") CLASS[c.charCodeAt(0)] = LETTER_TRIGGER;
 
 const HEX = new Uint8Array(256);
 for (const c of "0123456789abcdefABCDEF") HEX[c.charCodeAt(0)] = 1;
@@ -165,6 +166,9 @@ function secretNameBefore(buffer: Buffer, from: number, i: number): boolean {
   let j = i - 1;
   while (j >= from && isBlank(buffer[j])) j -= 1;
   if (j >= from && (buffer[j] === 34 || buffer[j] === 39)) j -= 1;
+  // Every name ends in y, n, t, d or e (key, token, secret, password/passwd/pwd, passphrase).
+  const last = (buffer[j] ?? 0) | 0x20;
+  if (last !== 121 && last !== 110 && last !== 116 && last !== 100 && last !== 101) return false;
   for (const name of KEY_VALUE_NAMES) if (wordAt(buffer, j - name.length + 1, name, i)) return true;
   return false;
 }
@@ -179,9 +183,108 @@ function passwordIsAt(buffer: Buffer, i: number, end: number): boolean {
 }
 
 /**
+ * The cores anchored on byte `i` (of a class other than OTHER and DIGIT): '@', IPv6
+ * colons, key=value names, and the fixed prefixes of keys, JWTs and private key blocks.
+ * Kept out of scanBytes' loop, which stays small and fast for the common bytes.
+ */
+function coresAt(buffer: Buffer, i: number, from: number, end: number, kind: number): number {
+  const c = buffer[i]!;
+  switch (kind) {
+    case DOT:
+      return exactAt(buffer, i - 2, "SG", end) ? CORE_KEY_PREFIX : 0;
+    case DASH: {
+      let found = exactAt(buffer, i, "-----BEGIN", end) ? CORE_PRIVATE_KEY : 0;
+      if (
+        exactAt(buffer, i - 2, "sk", end) ||
+        exactAt(buffer, i - 4, "xox", end) ||
+        exactAt(buffer, i - 5, "glpat", end)
+      ) {
+        found |= CORE_KEY_PREFIX;
+      }
+      return found;
+    }
+    case AT:
+      return CORE_AT;
+    case COLON: {
+      let found = 0;
+      // IPv6: h:h{0,4}: or ::h
+      if (i > from && HEX[buffer[i - 1]!] === 1) {
+        let j = i + 1;
+        while (j < end && j <= i + 5 && HEX[buffer[j]!] === 1) j += 1;
+        if (buffer[j] === 58 && j < end) found |= CORE_IPV6;
+      }
+      if (buffer[i + 1] === 58 && i + 2 < end && HEX[buffer[i + 2]!] === 1) found |= CORE_IPV6;
+      if (secretNameBefore(buffer, from, i)) found |= CORE_KEY_VALUE;
+      return found;
+    }
+    case EQUALS:
+      return secretNameBefore(buffer, from, i) ? CORE_KEY_VALUE : 0;
+    case UNDERSCORE:
+      return (exactAt(buffer, i - 3, "gh", end) && "pousr".includes(String.fromCharCode(buffer[i - 1]!))) ||
+        exactAt(buffer, i - 6, "github", end) ||
+        exactAt(buffer, i - 3, "npm", end) ||
+        exactAt(buffer, i - 2, "hf", end) ||
+        ((exactAt(buffer, i - 2, "sk", end) || exactAt(buffer, i - 2, "rk", end)) &&
+          (exactAt(buffer, i + 1, "live_", end) || exactAt(buffer, i + 1, "test_", end))) ||
+        (exactAt(buffer, i - 2, "st", end) && keyRun(buffer, i + 1, end, 43) === 43)
+        ? CORE_KEY_PREFIX
+        : 0;
+    case LETTER_TRIGGER:
+      if (c === 74) {
+        return i - 2 >= from && buffer[i - 1] === 121 && buffer[i - 2] === 101 ? CORE_JWT : 0;
+      }
+      if (c === 65) {
+        return exactAt(buffer, i, "AKIA", end) ||
+          exactAt(buffer, i, "ASIA", end) ||
+          exactAt(buffer, i, "ABIA", end) ||
+          exactAt(buffer, i, "ACCA", end) ||
+          exactAt(buffer, i, "AIza", end)
+          ? CORE_KEY_PREFIX
+          : 0;
+      }
+      if (c === 98 || c === 66) {
+        return (wordAt(buffer, i, "bearer", end) && isBlank(buffer[i + 6])) ||
+          (wordAt(buffer, i, "basic", end) && isBlank(buffer[i + 5]))
+          ? CORE_BEARER_BASIC
+          : 0;
+      }
+      return passwordIsAt(buffer, i, end) ? CORE_PASSWORD_IS : 0;
+    default:
+      return 0;
+  }
+}
+
+// Letters that may end a prefix before '-': sk-, xox[abposr]-, glpat-.
+const BEFORE_DASH = new Uint8Array(256);
+for (const c of "kabposrt") BEFORE_DASH[c.charCodeAt(0)] = 1;
+
+/**
+ * A quick look at the neighbours of byte `i` ruling out most bytes before the call to
+ * {@link coresAt}: each condition is implied by every core coresAt can report there.
+ */
+function mayAnchorCore(buffer: Buffer, i: number, kind: number): boolean {
+  const c = buffer[i]!;
+  switch (kind) {
+    case DOT:
+      return buffer[i - 1] === 71; // SG.
+    case DASH:
+      return buffer[i + 1] === 45 || BEFORE_DASH[buffer[i - 1] ?? 0] === 1;
+    case LETTER_TRIGGER: {
+      const next = (buffer[i + 1] ?? 0) | 0x20;
+      if (c === 74) return true; // eyJ
+      if (c === 65) return next !== 0x20 && "ksbci".includes(String.fromCharCode(next)); // AKIA ASIA ABIA ACCA AIza
+      if (c === 98 || c === 66) return next === 101 || next === 97; // bearer, basic
+      return next === 97 && ((buffer[i + 2] ?? 0) | 0x20) === 115; // password
+    }
+    default:
+      return true;
+  }
+}
+
+/**
  * One pass over the bytes that implements every core of the detectors (see the header):
- * digit runs for phones and cards, dotted quads, IPv6 colons, '@', key=value names,
- * and the fixed prefixes of keys, JWTs and private key blocks.
+ * digit runs for phones and cards and dotted quads here, the rest in {@link coresAt}.
+ * Returns the CORE_* bits found; with `all` false, stops at the first.
  */
 function scanBytes(buffer: Buffer, from: number, end: number, all: boolean): number {
   let found = 0;
@@ -190,8 +293,7 @@ function scanBytes(buffer: Buffer, from: number, end: number, all: boolean): num
   let dottedGroups = 0; // "<digits>." groups in a row, for IPv4
   let previousDigit = false;
   for (let i = from; i < end; i += 1) {
-    const c = buffer[i]!;
-    const kind = CLASS[c]!;
+    const kind = CLASS[buffer[i]!]!;
     if (kind === OTHER) {
       digits = 0;
       dottedGroups = 0;
@@ -211,85 +313,20 @@ function scanBytes(buffer: Buffer, from: number, end: number, all: boolean): num
     }
     const wasDigit = previousDigit;
     previousDigit = false;
-    switch (kind) {
-      case SEPARATOR:
-      case DOT:
-      case DASH:
-        separators += 1;
-        if (separators > 3) digits = 0;
-        if (kind === DOT) {
-          dottedGroups = wasDigit ? dottedGroups + 1 : 0;
-          if (exactAt(buffer, i - 2, "SG", end)) found |= CORE_KEY_PREFIX;
-        } else {
-          dottedGroups = 0;
-        }
-        if (kind === DASH) {
-          if (exactAt(buffer, i, "-----BEGIN", end)) found |= CORE_PRIVATE_KEY;
-          if (
-            exactAt(buffer, i - 2, "sk", end) ||
-            exactAt(buffer, i - 4, "xox", end) ||
-            exactAt(buffer, i - 5, "glpat", end)
-          ) {
-            found |= CORE_KEY_PREFIX;
-          }
-        }
+    if (kind === SEPARATOR || kind === DOT || kind === DASH) {
+      separators += 1;
+      if (separators > 3) digits = 0;
+      dottedGroups = kind === DOT && wasDigit ? dottedGroups + 1 : 0;
+      if (kind !== SEPARATOR && mayAnchorCore(buffer, i, kind)) {
+        found |= coresAt(buffer, i, from, end, kind);
         if (found !== 0 && !all) return found;
-        continue;
-      case AT:
-        found |= CORE_AT;
-        break;
-      case COLON:
-        // IPv6: h:h{0,4}: or ::h
-        if (i > from && HEX[buffer[i - 1]!] === 1) {
-          let j = i + 1;
-          while (j < end && j <= i + 5 && HEX[buffer[j]!] === 1) j += 1;
-          if (buffer[j] === 58 && j < end) found |= CORE_IPV6;
-        }
-        if (buffer[i + 1] === 58 && i + 2 < end && HEX[buffer[i + 2]!] === 1) found |= CORE_IPV6;
-        if (secretNameBefore(buffer, from, i)) found |= CORE_KEY_VALUE;
-        break;
-      case EQUALS:
-        if (secretNameBefore(buffer, from, i)) found |= CORE_KEY_VALUE;
-        break;
-      case UNDERSCORE:
-        if (
-          (exactAt(buffer, i - 3, "gh", end) && "pousr".includes(String.fromCharCode(buffer[i - 1]!))) ||
-          exactAt(buffer, i - 6, "github", end) ||
-          exactAt(buffer, i - 3, "npm", end) ||
-          exactAt(buffer, i - 2, "hf", end) ||
-          ((exactAt(buffer, i - 2, "sk", end) || exactAt(buffer, i - 2, "rk", end)) &&
-            (exactAt(buffer, i + 1, "live_", end) || exactAt(buffer, i + 1, "test_", end))) ||
-          (exactAt(buffer, i - 2, "st", end) && keyRun(buffer, i + 1, end, 43) === 43)
-        ) {
-          found |= CORE_KEY_PREFIX;
-        }
-        break;
-      case LETTER_TRIGGER:
-        if (c === 101) {
-          if (buffer[i + 1] === 121 && buffer[i + 2] === 74 && i + 2 < end) found |= CORE_JWT;
-        } else if (c === 65) {
-          if (
-            exactAt(buffer, i, "AKIA", end) ||
-            exactAt(buffer, i, "ASIA", end) ||
-            exactAt(buffer, i, "ABIA", end) ||
-            exactAt(buffer, i, "ACCA", end) ||
-            exactAt(buffer, i, "AIza", end)
-          ) {
-            found |= CORE_KEY_PREFIX;
-          }
-        } else if (c === 98 || c === 66) {
-          if (
-            (wordAt(buffer, i, "bearer", end) && isBlank(buffer[i + 6])) ||
-            (wordAt(buffer, i, "basic", end) && isBlank(buffer[i + 5]))
-          ) {
-            found |= CORE_BEARER_BASIC;
-          }
-        } else if (passwordIsAt(buffer, i, end)) {
-          found |= CORE_PASSWORD_IS;
-        }
-        break;
+      }
+      continue;
     }
-    if (found !== 0 && !all) return found;
+    if (mayAnchorCore(buffer, i, kind)) {
+      found |= coresAt(buffer, i, from, end, kind);
+      if (found !== 0 && !all) return found;
+    }
     // A letter or other punctuation ends a digit run.
     digits = 0;
     separators = 0;
