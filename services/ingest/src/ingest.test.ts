@@ -168,7 +168,13 @@ test("close() drains: batches already sent are acked, then the stream ends with 
   const call = openStream(h.client, auth(`Bearer ${h.ingestKey}`));
   const { responses, done } = collect(call);
   for (let seq = 1; seq <= 10; seq += 1) call.write(encodeBatch([encodeEvent(validEvent())], seq));
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // "Already sent" means the server has read them: wait until its counter says so, then close.
+  const received = /sessiontrack_ingest_batches_total\{rpc="Stream"\} 10\b/;
+  for (let tries = 0; tries < 500; tries += 1) {
+    const text = await (await fetch(`http://${h.server.metricsAddress}/metrics`)).text();
+    if (received.test(text)) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   await h.server.close();
   const status = await done;
   assert.equal(status.code, grpc.status.OK);
