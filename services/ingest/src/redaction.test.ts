@@ -268,6 +268,17 @@ test("ingest refuses to start on a bad redaction rule, naming the tenant and the
         /tenant "acme" redaction: hashSalt .* email uses action hash/.test(error.message),
     );
     await assert.rejects(
+      start({ detectors: { emails: "mask" } } as never),
+      (error: unknown) =>
+        error instanceof ConfigError && /tenants\.0\.redaction\.detectors.*emails/s.test(error.message),
+    );
+    await assert.rejects(
+      start({ hashSalt: "short", detectors: { email: "hash" } }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /tenants\.0\.redaction\.hashSalt: hashSalt must be at least 16 characters/.test(error.message),
+    );
+    await assert.rejects(
       start({ rules: [{ name: "anything", pattern: ".*" }] }),
       (error: unknown) =>
         error instanceof ConfigError &&
