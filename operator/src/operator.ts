@@ -100,6 +100,7 @@ export async function startOperator(
       await controller.stop();
       await elector?.stop({ release: options.releaseLease !== false });
       await server.close();
+      client.close();
     },
   };
 }

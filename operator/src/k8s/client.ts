@@ -1,5 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest, type RequestOptions } from "node:https";
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
 
 import { KubeConfig, Watch } from "@kubernetes/client-node";
 
@@ -56,6 +56,8 @@ export class KubeClient {
   private readonly requestTimeoutMs: number;
   private writeGuard: () => boolean;
   private readonly writeListeners = new Set<(write: WriteRecord) => void>();
+  /** One keep-alive agent per TLS identity (client-node makes a new agent, so a new TLS handshake, per request). */
+  private keepAlive: { identity: string; agent: HttpsAgent } | undefined;
 
   constructor(
     connection: KubeConnection,
@@ -302,6 +304,38 @@ export class KubeClient {
     return stop;
   }
 
+  /** Swaps client-node's per-request agent for a shared keep-alive one with the same TLS settings. */
+  private reuseConnections(options: RequestOptions, url: URL): void {
+    if (url.protocol !== "https:" || this.kubeConfig.getCurrentCluster()?.proxyUrl !== undefined) return;
+    const identity = [options.ca, options.cert, options.key, options.rejectUnauthorized, options.servername]
+      .map((part) => (part === undefined ? "" : String(part)))
+      .join("\u0000");
+    if (this.keepAlive?.identity !== identity) {
+      this.keepAlive?.agent.destroy();
+      this.keepAlive = {
+        identity,
+        agent: new HttpsAgent({
+          keepAlive: true,
+          maxSockets: 16,
+          ...(options.ca === undefined ? {} : { ca: options.ca }),
+          ...(options.cert === undefined ? {} : { cert: options.cert }),
+          ...(options.key === undefined ? {} : { key: options.key }),
+          ...(options.rejectUnauthorized === undefined
+            ? {}
+            : { rejectUnauthorized: options.rejectUnauthorized }),
+          ...(options.servername === undefined ? {} : { servername: options.servername }),
+        }),
+      };
+    }
+    options.agent = this.keepAlive.agent;
+  }
+
+  /** Closes pooled connections. */
+  close(): void {
+    this.keepAlive?.agent.destroy();
+    this.keepAlive = undefined;
+  }
+
   private guard(what: string): void {
     if (!this.writeGuard()) throw new NotLeaderError(what);
   }
@@ -318,6 +352,7 @@ export class KubeClient {
     }
     const options: RequestOptions = { method: spec.method, headers: { accept: "application/json" } };
     await this.kubeConfig.applyToHTTPSOptions(options);
+    this.reuseConnections(options, url);
     const body = spec.body === undefined ? undefined : JSON.stringify(spec.body);
     const headers = options.headers as Record<string, string>;
     if (body !== undefined) {
