@@ -26,7 +26,7 @@ percentiles.push("p(99.5)", "p(99.9)");
 function scenario(variant) {
   return {
     executor: "constant-arrival-rate",
-    exec: variant === "off" ? "off" : "on",
+    exec: variant,
     rate: RATE,
     timeUnit: "1s",
     duration: DURATION,
@@ -36,18 +36,21 @@ function scenario(variant) {
   };
 }
 
+// BOT_TWIN (optional): a second capture-off bot driven the same way, so the same run also
+// measures the method's noise floor (off vs twin, an A/A comparison).
+const VARIANTS = __ENV.BOT_TWIN ? ["off", "on", "twin"] : ["off", "on"];
+const thresholds = {};
+for (const variant of VARIANTS) {
+  thresholds[`http_req_failed{variant:${variant}}`] = ["rate==0"];
+  thresholds[`http_req_duration{variant:${variant}}`] = ["p(99)<5000"];
+  thresholds[`checks{variant:${variant}}`] = ["rate==1"];
+}
+
 export const options = {
-  scenarios: { off: scenario("off"), on: scenario("on") },
+  scenarios: Object.fromEntries(VARIANTS.map((variant) => [variant, scenario(variant)])),
   // Thresholds on the tagged sub-metrics make k6 report p50/p95/p99 per variant. The
   // budget itself (on vs off) is enforced by the runner, which sees both.
-  thresholds: {
-    "http_req_failed{variant:off}": ["rate==0"],
-    "http_req_failed{variant:on}": ["rate==0"],
-    "http_req_duration{variant:off}": ["p(99)<5000"],
-    "http_req_duration{variant:on}": ["p(99)<5000"],
-    "checks{variant:on}": ["rate==1"],
-    "checks{variant:off}": ["rate==1"],
-  },
+  thresholds,
   summaryTrendStats: ["avg", "min", "med", "max", "count", ...percentiles],
   discardResponseBodies: false,
   noConnectionReuse: false,
@@ -113,6 +116,10 @@ export function on() {
   chat(__ENV.BOT_ON);
 }
 
+export function twin() {
+  chat(__ENV.BOT_TWIN);
+}
+
 export function handleSummary(data) {
   const out = {};
   if (__ENV.SUMMARY_PATH) out[__ENV.SUMMARY_PATH] = JSON.stringify(data, null, 2);
@@ -123,6 +130,6 @@ export function handleSummary(data) {
     const v = m.values;
     return `${variant}: n=${v.count} p50=${v["p(50)"].toFixed(1)}ms p95=${v["p(95)"].toFixed(1)}ms p99=${v["p(99)"].toFixed(1)}ms failed=${f ? f.values.rate : "?"}`;
   };
-  out.stdout = `k6 ${PHASE}: ${line("off")} | ${line("on")}\n`;
+  out.stdout = `k6 ${PHASE}: ${VARIANTS.map(line).join(" | ")}\n`;
   return out;
 }

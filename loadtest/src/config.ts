@@ -11,6 +11,8 @@ export interface LoadProfile {
   botRate: number;
   warmupSeconds: number;
   overheadSeconds: number;
+  /** Also drive a second capture-off bot in every phase (A/A: the method's noise floor). */
+  twin: boolean;
   degradedSeconds: number;
   /** ingest.js: Stream iterations per second (each writes `streamBatches` batches). */
   ingestSeconds: number;
@@ -29,6 +31,7 @@ export const PROFILES: Readonly<Record<"short" | "full", LoadProfile>> = Object.
     botRate: 40,
     warmupSeconds: 5,
     overheadSeconds: 40,
+    twin: false,
     degradedSeconds: 12,
     ingestSeconds: 8,
     ingestStreamRate: 4,
@@ -41,6 +44,7 @@ export const PROFILES: Readonly<Record<"short" | "full", LoadProfile>> = Object.
     botRate: 60,
     warmupSeconds: 15,
     overheadSeconds: 300,
+    twin: true,
     degradedSeconds: 60,
     ingestSeconds: 60,
     // ~2500 events/s: a paced load ingest (and k6's own JS, which builds every event) holds

@@ -57,6 +57,8 @@ export interface LoadTestOutcome {
   cores: number;
   warmup: OverheadResult;
   overhead: OverheadResult;
+  /** Two capture-off bots compared in the steady-load phase (A/A): the noise floor; full runs only. */
+  noise: OverheadResult | undefined;
   degraded: DegradedResult[];
   ingest: {
     eventsPerS: number;
@@ -184,9 +186,25 @@ export async function runLoadTest(options: {
     const runId = `lt${started.toString(36)}`;
 
     /** Runs overhead.js for one phase and measures CPU of both bots around it. */
+    // The noise floor (full runs): a second capture-off bot driven in the same k6 runs as a
+    // third variant, so off vs twin (A/A) is measured under exactly the conditions of off vs on.
+    let twinUrl: string | undefined;
+    if (profile.twin) {
+      const twin = await spawnServed(
+        "bot-twin",
+        [BOT_MAIN, "--capture", "off", "--bot-id", "reference-bot-twin"],
+        /^bot serving$/,
+        join(logs, "bot-twin.log"),
+      );
+      processes.push(twin);
+      twinUrl = `http://${twin.address}`;
+    }
+    const noise: Record<string, OverheadResult> = {};
+
     const overheadPhase = async (phase: string, seconds: number): Promise<OverheadResult> => {
       const end = sampler!.phase(phase);
       const [offBefore, onBefore] = await Promise.all([botStats(offUrl), botStats(onUrl)]);
+      const twinBefore = twinUrl === undefined ? undefined : await botStats(twinUrl);
       const result = await runK6({
         k6Path,
         script: "overhead.js",
@@ -199,9 +217,26 @@ export async function runLoadTest(options: {
           DURATION: `${seconds}s`,
           PHASE: phase,
           RUN_ID: runId,
+          ...(twinUrl === undefined ? {} : { BOT_TWIN: twinUrl }),
         },
       });
       const [offAfter, onAfter] = await Promise.all([botStats(offUrl), botStats(onUrl)]);
+      if (twinUrl !== undefined && twinBefore !== undefined) {
+        const twinAfter = await botStats(twinUrl);
+        noise[phase] = overheadOf(
+          phase,
+          result.summary,
+          cpuWindow(offBefore, offAfter),
+          cpuWindow(twinBefore, twinAfter),
+          result.exitCode,
+          twinAfter.errors - twinBefore.errors,
+          "twin",
+        );
+        log(
+          `loadtest: ${phase}: noise floor (off vs capture-off twin): p95 ${noise[phase].p95Pct.toFixed(2)}%, ` +
+            `CPU/request ${noise[phase].cpuPct.toFixed(2)}%`,
+        );
+      }
       end();
       k6[phase] = result;
       const botErrors = offAfter.errors - offBefore.errors + (onAfter.errors - onBefore.errors);
@@ -230,6 +265,7 @@ export async function runLoadTest(options: {
 
     const warmup = await overheadPhase("warmup", profile.warmupSeconds);
     const overhead = await overheadPhase("overhead", profile.overheadSeconds);
+
     const degraded: DegradedResult[] = [];
 
     // Degraded: ingest answers, but every ack arrives slowAckMs late.
@@ -392,6 +428,7 @@ export async function runLoadTest(options: {
       cores: cpus().length,
       warmup,
       overhead,
+      noise: noise["overhead"],
       degraded,
       ingest: ingestFigures,
       freshness:

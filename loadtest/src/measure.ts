@@ -59,7 +59,7 @@ export interface VariantLatency {
 }
 
 /** Reads one variant's latency figures from an overhead.js summary. */
-export function variantLatency(summary: K6Summary | undefined, variant: "on" | "off"): VariantLatency {
+export function variantLatency(summary: K6Summary | undefined, variant: string): VariantLatency {
   const name = `http_req_duration{variant:${variant}}`;
   const values = summary?.metrics[name]?.values ?? {};
   const quantiles: { q: number; ms: number }[] = [];
@@ -107,9 +107,11 @@ export function overheadOf(
   cpuOn: CpuWindow,
   k6ExitCode: number,
   botErrors: number,
+  /** The variant compared with "off": "on", or "twin" for the A/A noise floor. */
+  variant = "on",
 ): OverheadResult {
   const off = { ...variantLatency(summary, "off"), ...cpuOff };
-  const on = { ...variantLatency(summary, "on"), ...cpuOn };
+  const on = { ...variantLatency(summary, variant), ...cpuOn };
   const failed =
     Math.round((Number.isNaN(off.failedRate) ? 1 : off.failedRate) * off.count) +
     Math.round((Number.isNaN(on.failedRate) ? 1 : on.failedRate) * on.count);

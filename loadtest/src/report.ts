@@ -51,6 +51,7 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
     cores: outcome.cores,
     budget_pct: BUDGET_PCT,
     overhead: overheadJson(outcome.overhead),
+    noise_floor: outcome.noise === undefined ? null : overheadJson(outcome.noise),
     errors,
     capture_accuracy: {
       of_acked: round(outcome.accuracy.ofAcked, 6),
@@ -123,6 +124,11 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     "| phase | figure | capture off | capture on | overhead | verdict |",
     "| --- | --- | ---: | ---: | ---: | --- |",
     ...overheadRows("steady load", outcome.overhead),
+    ...(outcome.noise === undefined
+      ? []
+      : overheadRows("noise floor (A/A: both capture off)", outcome.noise)
+          .filter((row) => !row.includes("per event"))
+          .map((row) => row.replace("**over budget**", "noise"))),
     ...outcome.degraded.flatMap((d) =>
       d.overhead === undefined
         ? [`| ${d.mode} | not measured: ${d.reason ?? ""} | | | | |`]
@@ -187,7 +193,9 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     '(session, turn), so both variants do identical work and wait identical "model" times; the',
     "difference between the two is capture plus noise. CPU per request is `process.cpuUsage()` of",
     "each bot over the phase divided by the requests it served (the SDK's background encoding and",
-    "gRPC work runs in the bot process, so it is included). Model latency is log-normal with",
+    "gRPC work runs in the bot process, so it is included). Full runs also drive a second",
+    "capture-off bot as a third scenario and report off vs that twin (A/A) as the noise floor.",
+    "Model latency is log-normal with",
     "p50 40 ms and p95 120 ms; each turn also tokenizes the prompt (system prompt + last 8 turns)",
     "and the reply. See loadtest/README.md.",
     "",
