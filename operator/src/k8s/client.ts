@@ -308,7 +308,9 @@ export class KubeClient {
   private reuseConnections(options: RequestOptions, url: URL): void {
     if (url.protocol !== "https:" || this.kubeConfig.getCurrentCluster()?.proxyUrl !== undefined) return;
     const identity = [options.ca, options.cert, options.key, options.rejectUnauthorized, options.servername]
-      .map((part) => (part === undefined ? "" : String(part)))
+      .map((part) =>
+        part === undefined ? "" : JSON.stringify(part instanceof Buffer ? part.toString("base64") : part),
+      )
       .join("\u0000");
     if (this.keepAlive?.identity !== identity) {
       this.keepAlive?.agent.destroy();
