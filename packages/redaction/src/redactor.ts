@@ -28,6 +28,9 @@ export interface RedactedEvent {
   redactions: RedactionHit[];
 }
 
+/** A field's path, or a function building it (only called when the field had hits). */
+type Path = string | (() => string);
+
 interface Span {
   start: number;
   end: number;
@@ -42,7 +45,10 @@ function step(key: string): string {
   return IDENTIFIER.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
 }
 
-/** Redacts events for one tenant. Stateless apart from its compiled policy: share it. */
+/**
+ * Redacts events for one tenant: its compiled policy plus a scratch protobuf writer, so
+ * share one per tenant within a thread (calls are synchronous).
+ */
 export class Redactor {
   private readonly usesBuiltIns: boolean;
   // Reused across events: the writer keeps its grown buffer, and finish() copies out.
@@ -105,15 +111,17 @@ export class Redactor {
   redactEvent(event: Event): RedactionHit[] {
     const hits: RedactionHit[] = [];
     // Returns the new value, or undefined when the field is to be dropped.
-    const field = (value: string, path: string): string | undefined => {
+    // Paths are built only for fields that had hits.
+    const field = (value: string, path: Path): string | undefined => {
       const result = this.redactText(value);
       if (result === null) return value;
-      for (const hit of result.hits) hits.push({ ...hit, path });
+      const where = typeof path === "string" ? path : path();
+      for (const hit of result.hits) hits.push({ ...hit, path: where });
       return result.dropped ? undefined : result.text;
     };
     const map = (entries: { [key: string]: string }, path: string): void => {
       for (const [key, value] of Object.entries(entries)) {
-        const next = field(value, `${path}${step(key)}`);
+        const next = field(value, () => `${path}${step(key)}`);
         if (next === undefined) delete entries[key];
         else entries[key] = next;
       }
@@ -159,7 +167,7 @@ export class Redactor {
   private redactStruct(
     object: { [key: string]: unknown },
     path: string,
-    field: (value: string, path: string) => string | undefined,
+    field: (value: string, path: Path) => string | undefined,
   ): void {
     for (const [key, value] of Object.entries(object)) {
       const at = `${path}${step(key)}`;
@@ -178,7 +186,7 @@ export class Redactor {
   private redactList(
     list: unknown[],
     path: string,
-    field: (value: string, path: string) => string | undefined,
+    field: (value: string, path: Path) => string | undefined,
   ): void {
     list.forEach((value, index) => {
       const at = `${path}[${index}]`;
