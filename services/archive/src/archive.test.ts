@@ -343,6 +343,50 @@ test("local tiering moves old objects to the cold tier and retention expires the
   assert.equal((await getSessionBytes(h, "globex", "g")).events.length, 1);
 });
 
+test("compaction merges a session written in many batches into one section; reads and erasure still hold", async (t) => {
+  const h = await startArchiveHarness(t);
+  const long = Array.from({ length: 10 }, (_, index) => storedEvent("acme", "long", index + 1, "user-1"));
+  const short = [storedEvent("acme", "short", 1, "user-2")];
+  // The live pattern: a conversation trickles in, two events per shipper batch.
+  for (let index = 0; index < long.length; index += 2) {
+    await writeBatch(h, [long[index]!, long[index + 1]!, ...(index === 0 ? short : [])]);
+  }
+  assert.equal(dataObjects(h, "acme").length, 5);
+  assert.deepEqual(await h.server.compact(), {
+    sessions: 0,
+    sectionsMerged: 0,
+    objectsDeleted: 0,
+    objectsRewritten: 0,
+  });
+  h.clock.now += 11 * 60 * 1000; // idle past --compact-idle-seconds (600)
+  assert.deepEqual(await h.server.compact(), {
+    sessions: 1,
+    sectionsMerged: 5,
+    objectsDeleted: 4,
+    objectsRewritten: 1,
+  });
+  const objects = dataObjects(h, "acme");
+  assert.equal(objects.length, 2, "the compacted object and the first one, which keeps the other session");
+  const sections = objects.map((path) => parseObject(readFileSync(path), path).header.sections);
+  assert.deepEqual(sections.map((list) => list.map((section) => section.events)).sort(), [[1], [10]]);
+  assert.deepEqual((await getSessionBytes(h, "acme", "long")).events, long.map(encodeStored));
+  assert.deepEqual((await getSessionBytes(h, "acme", "short")).events, short.map(encodeStored));
+  assert.deepEqual((await writeBatch(h, long)).response, { written: 0, duplicates: 10, objects: 0 });
+  const verified = await verifyCall(h.client, { sessionId: "" }, bearer(h.readKeys["acme"]));
+  assert.deepEqual(verified.response, { objectsChecked: 2, eventsChecked: 11, problems: [] });
+  const erased = await eraseCall(
+    h.client,
+    {
+      tenant: "acme",
+      target: { target: { $case: "sessionId", value: "long" } },
+      receiptId: "after-compaction",
+    },
+    bearer(h.serviceKey),
+  );
+  assert.equal(erased.response?.eventsErased, 10);
+  assert.equal(dataObjects(h, "acme").length, 1);
+});
+
 test("ScanEvents streams every event of a tenant, or of all tenants", async (t) => {
   const h = await startArchiveHarness(t);
   await writeBatch(h, [

@@ -44,6 +44,8 @@ import {
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TENANT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_ID_LENGTH = 256;
+/** A session with this many sections is worth compacting into one. */
+export const COMPACT_MIN_SECTIONS = 2;
 
 /** What the archive needs. */
 export interface ArchiveDeps {
@@ -158,13 +160,17 @@ function byTenant<T extends { tenant: string }>(items: readonly T[]): Map<string
  */
 export class Archive {
   readonly store: ObjectStore;
-  private readonly clock: () => number;
-  private readonly codec: Codec;
+  readonly clock: () => number;
+  readonly codec: Codec;
+  readonly metrics: ArchiveMetrics;
+  /** Sessions written in several batches, by `tenant\0sessionId` → last write (ms): compaction candidates. */
+  readonly fragmented = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly keyCache = new Map<string, DataKey>();
 
   constructor(private readonly deps: ArchiveDeps) {
     this.store = deps.store;
+    this.metrics = deps.metrics;
     this.clock = deps.clock ?? Date.now;
     this.codec = deps.codec ?? "deflate-d1";
   }
@@ -283,6 +289,8 @@ export class Archive {
           createdAt: now,
           events: plan.fresh.map((event) => [event.eventId, event.seq]),
         });
+        if (plan.catalog.entries.length >= COMPACT_MIN_SECTIONS)
+          this.fragmented.set(`${tenant}\0${plan.sessionId}`, now);
         return [catalogKey(tenant, plan.ref), encodeRecord(plan.catalog)] as const;
       }),
     );

@@ -43,6 +43,10 @@ const schema = z
     retentionDays: days,
     policyFile: z.string().min(1).optional(),
     sweepIntervalSeconds: z.coerce.number({ error: "must be a number" }).int().min(1, "must be at least 1"),
+    compactIdleSeconds: z.coerce
+      .number({ error: "must be a number" })
+      .int()
+      .min(0, "must be at least 0 (0 = off)"),
     logLevel: z.string().refine(isLogLevel, "must be trace, debug, info, warn, error, fatal or silent"),
     shutdownGraceMs: z.coerce.number({ error: "must be a number" }).int().min(0, "must be at least 0"),
   })
@@ -90,6 +94,7 @@ const SETTINGS = {
   retentionDays: ["retention-days", "SESSIONTRACK_RETENTION_DAYS", "0"],
   policyFile: ["policy-file", "SESSIONTRACK_POLICY_FILE", undefined],
   sweepIntervalSeconds: ["sweep-interval-seconds", "SESSIONTRACK_SWEEP_INTERVAL_SECONDS", "3600"],
+  compactIdleSeconds: ["compact-idle-seconds", "SESSIONTRACK_COMPACT_IDLE_SECONDS", "600"],
   logLevel: ["log-level", "SESSIONTRACK_LOG_LEVEL", "info"],
   shutdownGraceMs: ["shutdown-grace-ms", "SESSIONTRACK_SHUTDOWN_GRACE_MS", "10000"],
 } as const satisfies Record<string, readonly [string, string, string | undefined]>;

@@ -20,3 +20,4 @@ export {
 } from "./object-format.js";
 export { type AuditRecord } from "./erase.js";
 export { sweepLocalStore, type SweepResult } from "./tiering.js";
+export { compactFragmentedSessions, type CompactionResult } from "./compaction.js";

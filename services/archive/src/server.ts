@@ -12,6 +12,7 @@ import {
 } from "@sessiontrack/runtime";
 
 import { Archive } from "./archive.js";
+import { compactFragmentedSessions, type CompactionResult } from "./compaction.js";
 import { ArchiveService, RawArchiveServiceDefinition } from "./archive-service.js";
 import type { ArchiveConfig } from "./config.js";
 import { KeyEncryptionKeyDirectory } from "./keys.js";
@@ -32,6 +33,8 @@ export interface ArchiveServer {
   store: ObjectStore;
   /** Runs the local store's tiering/retention sweep now (no-op result on S3, where lifecycle rules do it). */
   sweep(): Promise<SweepResult>;
+  /** Compacts sessions written in several batches that have been idle for --compact-idle-seconds. */
+  compact(): Promise<CompactionResult>;
   close(): Promise<void>;
 }
 
@@ -138,6 +141,8 @@ export async function startArchiveServer(
       clock(),
     );
   };
+  const compact = (): Promise<CompactionResult> =>
+    compactFragmentedSessions(archive, keks, config.compactIdleSeconds * 1000);
   let draining = false;
   let grpcServer;
   let metricsServer;
@@ -176,6 +181,21 @@ export async function startArchiveServer(
         }, config.sweepIntervalSeconds * 1000)
       : undefined;
   timer?.unref();
+  let compacting: Promise<unknown> = Promise.resolve();
+  const compactTimer =
+    config.compactIdleSeconds > 0
+      ? setInterval(
+          () => {
+            compacting = compact()
+              .then((result) => {
+                if (result.sessions > 0) logger.info(result, "compacted sessions");
+              })
+              .catch((error: unknown) => logger.error({ err: error }, "compaction failed"));
+          },
+          Math.min(60, config.compactIdleSeconds) * 1000,
+        )
+      : undefined;
+  compactTimer?.unref();
   logger.info(
     { store: rawStore.kind, location: rawStore.location, tenants: tenants.size },
     "archive started",
@@ -189,12 +209,15 @@ export async function startArchiveServer(
     archive,
     store,
     sweep,
+    compact,
     close() {
       closing ??= (async () => {
         draining = true;
         if (timer !== undefined) clearInterval(timer);
+        if (compactTimer !== undefined) clearInterval(compactTimer);
         await grpc.shutdown(config.shutdownGraceMs);
         await sweeping;
+        await compacting;
         await rawStore.close();
         await http.close();
         logger.info("archive stopped");
