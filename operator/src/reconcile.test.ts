@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 
 import { parse as parseYaml, parseAllDocuments } from "yaml";
@@ -11,6 +13,7 @@ import type { SessionStore } from "./spec.js";
 import {
   REPO_ROOT,
   createNamespace,
+  createStore,
   eventsFor,
   getStore,
   markWorkloadsReady,
@@ -381,5 +384,75 @@ test("a missing tenants Secret is reported as Degraded, naming the setting", asy
   assert.ok(
     await admin.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" }),
     "capture config is still published",
+  );
+});
+
+test("the sessiontrack-operator binary runs with a kubeconfig, serves /metrics and stops on SIGTERM; bad settings are named", async (t) => {
+  const { cp, admin } = cluster;
+  const bin = resolve(REPO_ROOT, "operator/bin/sessiontrack-operator.js");
+  const bad = spawnSync(process.execPath, [bin, "--kubeconfig", cp.kubeconfigPath, "--workers", "zero"], {
+    encoding: "utf8",
+  });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /workers: must be a number/);
+
+  const namespace = await createNamespace(admin, "binary");
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--namespace",
+      namespace,
+      "--metrics-listen",
+      "127.0.0.1:0",
+      "--leader-election",
+      "true",
+      "--lease-namespace",
+      namespace,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  t.after(async () => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await exited;
+  });
+  const metrics = await new Promise<string>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error("operator did not start within 20 s")), 20_000);
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; metrics?: string };
+        if (entry.msg === "operator started" && entry.metrics !== undefined) {
+          clearTimeout(timer);
+          done(entry.metrics);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+  });
+  await createStore(admin, namespace, "st", {});
+  await waitFor(
+    "reconciled by the binary",
+    async () => (await getStore(admin, namespace, "st")).status?.observedGeneration === 1,
+  );
+  const text = await (await fetch(`http://${metrics}/metrics`)).text();
+  assert.match(text, /sessiontrack_operator_reconcile_duration_seconds_count\{result="ok"\} [1-9]/);
+  assert.match(text, /sessiontrack_operator_leader 1/);
+  assert.equal((await fetch(`http://${metrics}/healthz`)).status, 200);
+  child.kill("SIGTERM");
+  assert.equal(await exited, 0);
+  const lease = await admin.get({
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    namespace,
+    name: "sessiontrack-operator",
+  });
+  assert.equal(
+    (lease?.["spec"] as { holderIdentity?: string }).holderIdentity,
+    "",
+    "the lease was released on shutdown",
   );
 });
