@@ -88,10 +88,18 @@ export class S3ObjectStore implements ObjectStore {
         if (!(await this.client.bucketExists(this.bucket))) {
           await this.client.makeBucket(this.bucket, this.options.region);
         }
-        await this.applyLifecycle();
       } catch (error) {
         this.ready = undefined;
         throw s3Error(error, `preparing bucket ${this.bucket}`);
+      }
+      try {
+        await this.applyLifecycle();
+      } catch (error) {
+        this.ready = undefined;
+        throw s3Error(
+          error,
+          `setting the lifecycle rules of bucket ${this.bucket}${this.coldStorageClass === undefined ? "" : ` (transitions to storage class "${this.coldStorageClass}": on MinIO that needs a remote tier of that name, \`mc ilm tier add\`)`}`,
+        );
       }
     })();
     return this.ready;

@@ -162,6 +162,25 @@ test("on MinIO: per-tenant lifecycle rules are set on the bucket (expiration; no
   assert.equal(Number(byId.get("sessiontrack-initech-objects")?.Expiration?.Days), 90);
 });
 
+test("on MinIO: a cold storage class MinIO has no tier for is refused with a clear, retryable error", async (t) => {
+  const h = await startArchiveHarness(t, {
+    store: "s3",
+    "s3-endpoint": minio.endpoint,
+    "s3-bucket": "archive-no-tier",
+    "s3-access-key": minio.accessKey,
+    "s3-secret-key": minio.secretKey,
+    "s3-cold-storage-class": "WARM",
+    "cold-after-days": "30",
+    "retention-days": "365",
+  });
+  const { error } = await write(h, [storedEvent("acme", "tier", 1)]);
+  assert.equal(error?.code, grpc.status.UNAVAILABLE);
+  assert.match(
+    error.details,
+    /setting the lifecycle rules of bucket archive-no-tier \(transitions to storage class "WARM"/,
+  );
+});
+
 test("on MinIO: a stopped store makes WriteBatch UNAVAILABLE with nothing visible; after a restart the retry succeeds", async (t) => {
   const bucket = "archive-outage";
   const h = await startOnMinio(t, bucket);
