@@ -151,14 +151,24 @@ export async function compactFragmentedSessions(
   for (const [tenant, candidates] of byTenant) {
     await archive.withTenantLock(tenant, async () => {
       // A write since the listing makes a session busy again: leave it for a later pass.
-      const due = candidates.filter((sessionId) => {
+      const due = new Map<string, number>();
+      for (const sessionId of candidates) {
         const id = `${tenant}\0${sessionId}`;
         const lastWrite = archive.fragmented.get(id);
-        if (lastWrite === undefined || archive.clock() - lastWrite < idleMs) return false;
+        if (lastWrite === undefined || archive.clock() - lastWrite < idleMs) continue;
+        due.set(sessionId, lastWrite);
         archive.fragmented.delete(id);
-        return true;
-      });
-      await compactTenant(archive, keks, tenant, due, result);
+      }
+      try {
+        await compactTenant(archive, keks, tenant, [...due.keys()], result);
+      } catch (error) {
+        // Store unreachable or a KEK missing: keep the sessions for the next pass.
+        for (const [sessionId, lastWrite] of due) {
+          const id = `${tenant}\0${sessionId}`;
+          if (!archive.fragmented.has(id)) archive.fragmented.set(id, lastWrite);
+        }
+        throw error;
+      }
     });
   }
   return result;
