@@ -11,7 +11,7 @@ const USAGE = `Usage: sessiontrack wal dump --data-dir DIR
 Prints one NDJSON line per record in the ingest write-ahead log under DIR (the
 ingest --data-dir, or the WAL directory itself), oldest first:
   {"lsn":..,"event_id":..,"session_id":..,"seq":..,"tenant":..,"received_at":..,
-   "checksum_ok":true,"segment":..,"offset":..}
+   "redactions":[{"rule":..,"path":..,"action":..,"count":..}],"checksum_ok":true,"segment":..,"offset":..}
 A damaged record prints "checksum_ok":false with the reason. Read-only: never changes the log.`;
 
 /** Where ingest keeps its WAL inside a data directory. */
@@ -50,6 +50,13 @@ export async function runWalDump(argv: readonly string[]): Promise<number> {
         line["seq"] = stored.seq;
         line["tenant"] = stored.tenant;
         line["received_at"] = stored.receivedAt?.toISOString() ?? null;
+        // What redaction changed (rule, path, action, count), never the original values.
+        line["redactions"] = stored.redactions.map(({ rule, path, action, count }) => ({
+          rule,
+          path,
+          action,
+          count,
+        }));
         line["checksum_ok"] = true;
       }
     } else {
