@@ -294,7 +294,7 @@ function eraseSubject(
 
 test("EraseSubject ships the WAL first, erases from index then archive, and returns a receipt", async (t) => {
   const stack = await setUp(t);
-  const { server, client } = await startIngest(t, stack, { "erase-wait-ms": "500" });
+  const { server, client } = await startIngest(t, stack, { "erase-wait-ms": "2000" });
 
   const denied = await eraseSubject(server.address, stack.readKey, "user-1");
   assert.equal(denied.error?.code, grpc.status.PERMISSION_DENIED, "a read key may not erase");

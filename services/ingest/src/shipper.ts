@@ -181,6 +181,8 @@ class SinkLoop {
       const timer = setTimeout(() => waiter.resolve(false), timeoutMs);
       this.waiters.add(waiter);
       this.wake();
+      // Someone is waiting (an erasure): retry now rather than at the end of a backoff.
+      this.interruptSleep?.();
     });
   }
 
@@ -293,7 +295,7 @@ class SinkLoop {
     this.woken = false;
   }
 
-  /** Sleeps between retries; only a stop or drain cuts it short, not new appends. */
+  /** Sleeps between retries; a stop, a drain or a waiter cuts it short, new appends do not. */
   private async sleep(ms: number): Promise<void> {
     if (this.stopping || this.draining) return;
     await new Promise<void>((resolve) => {
