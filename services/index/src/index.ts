@@ -12,5 +12,6 @@ export type {
 } from "./backend.js";
 export { documentFromStoredEvent, labelToken, searchableText } from "./document.js";
 export { SqliteIndexBackend, type SqliteBackendOptions } from "./sqlite-backend.js";
-export { SqliteIndexStore, sqliteIndexFile } from "./sqlite-store.js";
+export { SqliteIndexStore } from "./sqlite-store.js";
+export { sqliteIndexFile } from "./sqlite-schema.js";
 export { MeilisearchIndexBackend, type MeilisearchBackendOptions } from "./meili-backend.js";

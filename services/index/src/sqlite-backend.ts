@@ -12,7 +12,8 @@ import type {
   SearchQuery,
 } from "./backend.js";
 import type { WriterReply, WriterRequest } from "./sqlite-writer.js";
-import { SqliteIndexStore, sqliteIndexFile } from "./sqlite-store.js";
+import { sqliteIndexFile } from "./sqlite-schema.js";
+import { SqliteIndexStore } from "./sqlite-store.js";
 
 /** Options for {@link SqliteIndexBackend.open}. */
 export interface SqliteBackendOptions {
