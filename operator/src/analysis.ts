@@ -143,7 +143,7 @@ export function judge(
   thresholds: AnalysisThresholds,
 ): Verdict {
   if (canary.scraped === 0)
-    return { healthy: false, inconclusive: true, reason: "no canary pod metrics could be read" };
+    return { healthy: false, inconclusive: true, reason: "no pod metrics could be read" };
   if (canary.errorRate > thresholds.maxErrorRate) {
     return {
       healthy: false,

@@ -41,7 +41,13 @@ import {
   revisionName,
   type ControllerRevision,
 } from "./revisions.js";
-import { PAUSE_ANNOTATION, advanceCanary, applySreRequests, type RolloutState } from "./rollout.js";
+import {
+  PAUSE_ANNOTATION,
+  advanceCanary,
+  applySreRequests,
+  watchPromotion,
+  type RolloutState,
+} from "./rollout.js";
 import {
   COMPONENTS,
   parseSessionStoreSpec,
@@ -86,6 +92,7 @@ export class SessionStoreController {
   private readonly queue: WorkQueue;
   private readonly lastApplied = new Map<string, string>();
   private readonly lastAnalysis = new Map<string, number>();
+  private readonly windowFailures = new Map<string, number>();
   private readonly logger: Logger;
   private readonly podMetrics: PodMetrics;
   private readonly stages: CaptureStagePlanner;
@@ -195,6 +202,7 @@ export class SessionStoreController {
 
   private forget(key: string): void {
     this.lastAnalysis.delete(key);
+    this.windowFailures.delete(key);
     this.stages.forget(key);
   }
 
@@ -312,7 +320,24 @@ export class SessionStoreController {
       onStarted: () => this.lastAnalysis.set(key, now.getTime()),
       onRollback: () => this.options.metrics.rollbacks.inc(),
     });
-    let requeueAfterMs = state.canary === undefined ? undefined : this.options.analysisIntervalMs;
+    const stillDue = now.getTime() - (this.lastAnalysis.get(key) ?? 0) >= this.options.analysisIntervalMs;
+    const windowOpen = await watchPromotion(state, spec, revisions, {
+      history: this.history,
+      now,
+      failures: {
+        get: () => this.windowFailures.get(key) ?? 0,
+        set: (count) => this.windowFailures.set(key, count),
+      },
+      analyse: stillDue
+        ? (components) => {
+            this.lastAnalysis.set(key, now.getTime());
+            return this.podMetrics.analyseStable(namespace, name, components, spec.rollout.analysis);
+          }
+        : undefined,
+      onRollback: () => this.options.metrics.rollbacks.inc(),
+    });
+    let requeueAfterMs =
+      state.canary === undefined && !windowOpen ? undefined : this.options.analysisIntervalMs;
 
     // Capture: the stage in force, the canary route, the published file.
     const names = objectNames(name);
@@ -492,7 +517,7 @@ export class SessionStoreController {
     const degraded: DesiredCondition =
       tenantsProblem !== undefined
         ? { type: "Degraded", status: "True", reason: "TenantsSecretInvalid", message: tenantsProblem }
-        : state.analysisProblem !== undefined && canary !== undefined
+        : state.analysisProblem !== undefined
           ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: state.analysisProblem }
           : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
     const rolledBack: DesiredCondition = isBad(target)

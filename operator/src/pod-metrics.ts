@@ -32,6 +32,30 @@ export class PodMetrics {
     return measure(component, await scrape(urls, this.timeoutMs), pods.length);
   }
 
+  /** Checks the stable pods of `components` on their own (error rate, bot overhead): no baseline exists. */
+  async analyseStable(
+    namespace: string,
+    name: string,
+    components: Component[],
+    thresholds: AnalysisThresholds,
+  ): Promise<Verdict> {
+    const verdicts = await Promise.all(
+      components.map(async (component) => {
+        const stable = await this.measure(namespace, name, component, "stable");
+        const verdict = judge(stable, stable, thresholds);
+        return { ...verdict, reason: `${component}: ${verdict.reason}` };
+      }),
+    );
+    return (
+      verdicts.find((verdict) => !verdict.healthy && !verdict.inconclusive) ??
+      verdicts.find((verdict) => verdict.inconclusive) ?? {
+        healthy: true,
+        inconclusive: false,
+        reason: verdicts.map((verdict) => verdict.reason).join("; "),
+      }
+    );
+  }
+
   /** Compares canary and stable pods of every changed component; the first breach decides. */
   async analyseCanary(
     namespace: string,

@@ -2,6 +2,8 @@ import { isStatus, type KubeClient } from "./k8s/index.js";
 import {
   REVISION_CODE_ANNOTATION,
   REVISION_REASON_ANNOTATION,
+  PROMOTED_AT_ANNOTATION,
+  PROMOTED_FROM_ANNOTATION,
   REVISION_VERDICT_ANNOTATION,
   type ControllerRevision,
 } from "./revisions.js";
@@ -49,6 +51,19 @@ export class RevisionHistory {
             [REVISION_REASON_ANNOTATION]: null,
           };
     return this.client.mergePatch<ControllerRevision>(refOf(revision), { metadata: { annotations } });
+  }
+
+  /** Records on a revision when it was promoted and which stable revision it replaced (for the rollback window). */
+  recordPromotion(
+    revision: ControllerRevision,
+    from: ControllerRevision,
+    at: string,
+  ): Promise<ControllerRevision> {
+    return this.client.mergePatch<ControllerRevision>(refOf(revision), {
+      metadata: {
+        annotations: { [PROMOTED_AT_ANNOTATION]: at, [PROMOTED_FROM_ANNOTATION]: from.metadata.name ?? "" },
+      },
+    });
   }
 
   /** Keeps the newest `limit` revisions, and always those in `keep` (stable and target). */

@@ -8,6 +8,10 @@ export const REVISION_REASON_ANNOTATION = "sessiontrack.io/verdict-reason";
 /** Why a revision is bad, as a condition reason: AnalysisFailed, ManualRollback or Aborted. */
 export const REVISION_CODE_ANNOTATION = "sessiontrack.io/verdict-code";
 
+/** When a revision became stable, and the stable revision it replaced (the rollback window's way back). */
+export const PROMOTED_AT_ANNOTATION = "sessiontrack.io/promoted-at";
+export const PROMOTED_FROM_ANNOTATION = "sessiontrack.io/promoted-from";
+
 /** The images of one revision: what a canary changes and a rollback restores. */
 export type RevisionImages = Record<Component, string>;
 

@@ -224,6 +224,31 @@ test("a breaching canary is rolled back by itself with the reason in status and 
   assert.equal(condition(rolled, "RolledBack")?.reason, "ManualRollback");
 });
 
+test("a promoted revision that breaches within the rollback window is rolled back to the one it replaced", async (t) => {
+  const { admin } = cluster;
+  const { namespace, stableMetrics, canaryMetrics, oldRevision } = await setUp(t, "window", {
+    canary: { steps: [100], interval: "1s" },
+    rollbackWindow: "1h",
+    failureLimit: 2,
+  });
+  canaryMetrics.set(indexMetrics(400, 0, 8));
+  const started = await startCanary(namespace);
+  const promoted = started.status?.currentRevision ?? "";
+  await waitFor(
+    "promotion",
+    async () => (await getStore(admin, namespace, "st")).status?.stableRevision === promoted,
+  );
+  assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, NEW);
+  stableMetrics.set(indexMetrics(1000, 200, 8)); // the promoted revision now fails 20% of calls
+  const rolledBack = await waitFor("rollback within the window", async () => {
+    const store = await getStore(admin, namespace, "st");
+    return store.status?.stableRevision === oldRevision ? store : undefined;
+  });
+  assert.equal(condition(rolledBack, "RolledBack")?.status, "True");
+  assert.match(rolledBack.status?.lastRollback?.reason ?? "", /rollback window/);
+  assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
+});
+
 test("the pause annotation holds a healthy canary; the abort patch stops the rollout", async (t) => {
   const { admin } = cluster;
   const { namespace, canaryMetrics, oldRevision } = await setUp(t, "abort", {

@@ -2,6 +2,8 @@ import type { Verdict } from "./analysis.js";
 import type { KubeClient } from "./k8s/index.js";
 import type { RevisionHistory } from "./revision-history.js";
 import {
+  PROMOTED_AT_ANNOTATION,
+  PROMOTED_FROM_ANNOTATION,
   changedComponents,
   findRevision,
   isBad,
@@ -182,6 +184,7 @@ export async function advanceCanary(
     });
     deps.onRollback();
     state.canary = undefined;
+    delete state.analysisProblem;
     return [];
   }
   canary.failures = 0;
@@ -202,7 +205,71 @@ export async function advanceCanary(
     reason: "Promoted",
     message: `revision ${state.target.metadata.name ?? ""} promoted to stable (${verdict.reason})`,
   });
+  state.target = await deps.history.recordPromotion(state.target, state.stable, iso(now));
   state.stable = state.target;
   state.canary = undefined;
   return [];
+}
+
+/**
+ * Within spec.rollout.rollbackWindow after a promotion, keeps analysing the promoted
+ * revision's pods (error rate and bot overhead: the old revision no longer runs, so there
+ * is no latency baseline) and rolls back to the revision it replaced after failureLimit
+ * failed checks in a row. A manual rollback after the promotion ends the window.
+ * Returns true while the window is open (the caller keeps polling).
+ */
+export async function watchPromotion(
+  state: RolloutState,
+  spec: SessionStoreSpec,
+  revisions: readonly ControllerRevision[],
+  deps: {
+    history: RevisionHistory;
+    now: Date;
+    failures: { get(): number; set(count: number): void };
+    analyse: ((components: Component[]) => Promise<Verdict>) | undefined;
+    onRollback: () => void;
+  },
+): Promise<boolean> {
+  const { stable } = state;
+  if (state.canary !== undefined || state.target.metadata.name !== stable.metadata.name || isBad(stable))
+    return false;
+  const promotedAt = Date.parse(stable.metadata.annotations?.[PROMOTED_AT_ANNOTATION] ?? "");
+  const previous = revisions.find(
+    (revision) => revision.metadata.name === stable.metadata.annotations?.[PROMOTED_FROM_ANNOTATION],
+  );
+  if (Number.isNaN(promotedAt) || previous === undefined || isBad(previous)) return false;
+  if (deps.now.getTime() - promotedAt > spec.rollout.rollbackWindow) return false;
+  const manualSince = Date.parse(state.lastRollback?.time ?? "");
+  if (!Number.isNaN(manualSince) && manualSince >= promotedAt) return false;
+  const previousImages = revisionImages(previous);
+  const stableImages = revisionImages(stable);
+  if (deps.analyse === undefined || previousImages === undefined || stableImages === undefined) return true;
+  const verdict = await deps.analyse(changedComponents(previousImages, stableImages));
+  if (verdict.inconclusive) return true;
+  if (verdict.healthy) {
+    deps.failures.set(0);
+    return true;
+  }
+  const failures = deps.failures.get() + 1;
+  deps.failures.set(failures);
+  state.analysisProblem = verdict.reason;
+  if (failures < spec.rollout.failureLimit) return true;
+  const reason = `analysis failed ${failures} times in a row within the rollback window after promotion: ${verdict.reason}`;
+  state.target = await deps.history.mark(stable, "bad", "AnalysisFailed", reason);
+  state.lastRollback = {
+    revision: stable.metadata.name ?? "",
+    restoredRevision: previous.metadata.name ?? "",
+    reason,
+    time: iso(deps.now),
+  };
+  state.events.push({
+    type: "Warning",
+    reason: "RolledBack",
+    message: `revision ${stable.metadata.name ?? ""} rolled back to ${previous.metadata.name ?? ""}: ${reason}`,
+  });
+  state.stable = previous;
+  delete state.analysisProblem;
+  deps.failures.set(0);
+  deps.onRollback();
+  return false;
 }
