@@ -72,6 +72,21 @@ async function getSessionBytes(h: ArchiveHarness, tenant: string, sessionId: str
   return { error, events };
 }
 
+/** ScanEvents' events and final status. */
+function scanEvents(
+  h: ArchiveHarness,
+  tenant: string,
+  key = h.serviceKey,
+): Promise<{ events: StoredEvent[]; status: grpc.StatusObject }> {
+  return new Promise((resolve) => {
+    const events: StoredEvent[] = [];
+    const stream = h.client.scanEvents({ tenant }, bearer(key));
+    stream.on("data", (chunk: ScanEventsResponse) => events.push(...chunk.events));
+    stream.on("error", () => undefined);
+    stream.on("status", (status: grpc.StatusObject) => resolve({ events, status }));
+  });
+}
+
 test("GetSession returns the transcript ordered by seq, byte for byte as written, many events per object", async (t) => {
   const h = await startArchiveHarness(t);
   const a = [1, 2, 3, 4, 5, 6].map((seq) => storedEvent("acme", "s-a", seq, "user-1"));
@@ -138,6 +153,15 @@ test("a flipped byte in a stored object is reported as DATA_LOSS and by Verify, 
   const metrics = await (await fetch(`http://${h.server.metricsAddress}/metrics`)).text();
   assert.match(metrics, /sessiontrack_archive_read_failures_total\{reason="checksum"\} 2/);
   assert.match(metrics, /sessiontrack_archive_verify_problems_total 1/);
+
+  // An index rebuild skips the unreadable session and streams the rest.
+  await writeBatch(h, [storedEvent("acme", "s-fine", 1, "user-2")]);
+  const scanned = await scanEvents(h, "acme");
+  assert.equal(scanned.status.code, grpc.status.OK);
+  assert.deepEqual(
+    scanned.events.map((event) => event.sessionId),
+    ["s-fine"],
+  );
 });
 
 test("another tenant's KEK cannot read a tenant's objects", async (t) => {
@@ -394,15 +418,7 @@ test("ScanEvents streams every event of a tenant, or of all tenants", async (t) 
     storedEvent("acme", "scan-2", 1, "user-2"),
     storedEvent("globex", "scan-3", 1, "user-3"),
   ]);
-  const scan = (tenant: string, key = h.serviceKey) =>
-    new Promise<{ events: StoredEvent[]; status: grpc.StatusObject }>((resolve) => {
-      const events: StoredEvent[] = [];
-      const stream = h.client.scanEvents({ tenant }, bearer(key));
-      stream.on("data", (chunk: ScanEventsResponse) => events.push(...chunk.events));
-      stream.on("error", () => undefined);
-      stream.on("status", (status: grpc.StatusObject) => resolve({ events, status }));
-    });
-  const acme = await scan("acme");
+  const acme = await scanEvents(h, "acme");
   assert.equal(acme.status.code, grpc.status.OK);
   assert.deepEqual(acme.events.map((event) => `${event.sessionId}/${event.seq}`).sort(), [
     "scan-1/1",
@@ -410,10 +426,10 @@ test("ScanEvents streams every event of a tenant, or of all tenants", async (t) 
     "scan-1/3",
     "scan-2/1",
   ]);
-  const all = await scan("");
+  const all = await scanEvents(h, "");
   assert.equal(all.events.length, 5);
-  assert.equal((await scan("", h.readKeys["acme"])).status.code, grpc.status.PERMISSION_DENIED);
-  const traversal = await scan("../../etc");
+  assert.equal((await scanEvents(h, "", h.readKeys["acme"])).status.code, grpc.status.PERMISSION_DENIED);
+  const traversal = await scanEvents(h, "../../etc");
   assert.equal(traversal.status.code, grpc.status.INVALID_ARGUMENT);
   assert.match(traversal.status.details, /not a tenant name/);
 });
