@@ -37,6 +37,29 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  private relistSource: () => Record<string, Record<string, number>> = () => ({});
+
+  /** Relists by kind and cause (initial, gone, silent, periodic, error): how healthy the watches are. */
+  readonly relists = (() => {
+    const source = () => this.relistSource();
+    return new Gauge({
+      name: "sessiontrack_operator_informer_relists",
+      help: "Informer relists since start, by kind and cause (gone = 410, silent = watchdog, periodic, error).",
+      labelNames: ["kind", "cause"] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [kind, causes] of Object.entries(source())) {
+          for (const [cause, count] of Object.entries(causes)) this.set({ kind, cause }, count);
+        }
+      },
+    });
+  })();
+
+  /** Where the relist counts come from (the controller's informers). */
+  reportRelists(source: () => Record<string, Record<string, number>>): void {
+    this.relistSource = source;
+  }
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry });
   }

@@ -44,6 +44,7 @@ export async function startOperator(
     analysisIntervalMs: config.analysisIntervalMs,
     workers: config.workers,
   });
+  metrics.reportRelists(() => controller.relists());
   let elector: LeaderElector | undefined;
   let leading = !config.leaderElection;
   if (config.leaderElection) {
