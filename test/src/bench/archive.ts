@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { loadArchiveConfig, startArchiveServer, type ArchiveServer } from "@sessiontrack/archive";
 import { ArchiveServiceClient, Event, Role, StoredEvent, type WriteBatchResponse } from "@sessiontrack/proto";
 import { createLogger, generateApiKey, writeTenantsFile } from "@sessiontrack/runtime";
+import { startMinio, ToolMissingError, type MinioServer } from "@sessiontrack/testkit";
 
 const SYSTEM_PROMPT =
   "You are Ava, the customer support assistant of Northwind Outdoor. Be concise and friendly. " +
@@ -282,8 +283,8 @@ interface BenchArchive {
   close(): Promise<void>;
 }
 
-/** A real archive on the local store in a temp dir, with a clock the bench can move. */
-async function startBenchArchive(): Promise<BenchArchive> {
+/** A real archive on the local store (or the given MinIO) in a temp dir, with a clock the bench can move. */
+async function startBenchArchive(minio?: MinioServer): Promise<BenchArchive> {
   const home = mkdtempSync(join(tmpdir(), "sessiontrack-bench-archive-"));
   const service = generateApiKey();
   const tenantsFile = join(home, "tenants.yaml");
@@ -303,6 +304,15 @@ async function startBenchArchive(): Promise<BenchArchive> {
       listen: "127.0.0.1:0",
       "metrics-listen": "127.0.0.1:0",
       "log-level": "warn",
+      ...(minio === undefined
+        ? {}
+        : {
+            store: "s3",
+            "s3-endpoint": minio.endpoint,
+            "s3-bucket": "bench",
+            "s3-access-key": minio.accessKey,
+            "s3-secret-key": minio.secretKey,
+          }),
     },
     {},
   );
@@ -393,6 +403,30 @@ export async function measureArchive(options: { sessions?: number } = {}): Promi
     results["archive.compression_ratio"] = round(rawBytes / live.objectBytes());
   } finally {
     await live.close();
+  }
+
+  // The same backlog pattern against a real MinIO (the pinned build of `make tools`).
+  let minio: MinioServer | undefined;
+  try {
+    minio = await startMinio();
+  } catch (error) {
+    if (!(error instanceof ToolMissingError)) throw error;
+    console.log(`archive bench: no MinIO figure (${error.message})`);
+  }
+  if (minio !== undefined) {
+    const s3 = await startBenchArchive(minio);
+    try {
+      const events = arrivalOrder(chatStoredEvents(Math.round(sessions / 2), 9), 50);
+      const rawBytes = events.reduce((sum, event) => sum + event.length, 0);
+      const started = process.hrtime.bigint();
+      for (const batch of chunk(events, 1000)) await s3.write(batch);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      results["archive.write_mb_per_s_minio"] = round(rawBytes / 1e6 / seconds);
+      results["archive.write_events_per_s_minio"] = Math.round(events.length / seconds);
+    } finally {
+      await s3.close();
+      await minio.cleanup();
+    }
   }
   return results;
 }
