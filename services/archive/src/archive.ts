@@ -47,6 +47,9 @@ const MAX_ID_LENGTH = 256;
 /** A session with this many sections is worth compacting into one. */
 export const COMPACT_MIN_SECTIONS = 2;
 
+/** A catalogued object or section is gone: data loss, unless the session was just compacted. */
+class MovedWhileReadingError extends DataCorruptionError {}
+
 /** What the archive needs. */
 export interface ArchiveDeps {
   store: ObjectStore;
@@ -379,7 +382,7 @@ export class Archive {
     if (bytes === undefined) {
       if (this.isExpired(tenant, entry.createdAt)) return undefined;
       this.deps.metrics.readFailures.inc({ reason: "missing" });
-      throw new DataCorruptionError(`${entry.object}: object missing`);
+      throw new MovedWhileReadingError(`${entry.object}: object missing`);
     }
     try {
       return parseObject(bytes, entry.object);
@@ -391,8 +394,27 @@ export class Archive {
 
   /** A session's whole transcript, ordered by seq, each event's bytes exactly as written. */
   async getSession(tenant: string, sessionId: string): Promise<ArchivedEvent[]> {
+    for (let attempt = 1; ; attempt += 1) {
+      const { ref, catalog } = await this.catalog(tenant, sessionId);
+      try {
+        return await this.readSession(tenant, sessionId, ref, catalog);
+      } catch (error) {
+        // Compaction may have moved the session (new catalog, old sections cut) between
+        // reading the catalog and an object: read again from the new catalog.
+        if (!(error instanceof MovedWhileReadingError) || attempt >= 3) throw error;
+        const current = await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref));
+        if (JSON.stringify(current) === JSON.stringify(catalog)) throw error;
+      }
+    }
+  }
+
+  private async readSession(
+    tenant: string,
+    sessionId: string,
+    ref: string,
+    catalog: SessionCatalog,
+  ): Promise<ArchivedEvent[]> {
     const kek = await this.deps.keks.forTenant(tenant);
-    const { ref, catalog } = await this.catalog(tenant, sessionId);
     const dek = await this.sessionKey(kek, ref);
     if (dek === undefined) {
       this.deps.metrics.readFailures.inc({ reason: "key destroyed" });
@@ -410,7 +432,7 @@ export class Archive {
         const section = object.header.sections.find((candidate) => candidate.id === entry.section);
         if (section === undefined || section.session !== ref) {
           this.deps.metrics.readFailures.inc({ reason: "section missing" });
-          throw new DataCorruptionError(
+          throw new MovedWhileReadingError(
             `${objectKey}: section ${entry.section} of session "${sessionId}" is missing`,
           );
         }
