@@ -4,7 +4,7 @@ import {
   NotFoundError,
   SessionTrackError,
 } from "@sessiontrack/errors";
-import { Event, StoredEvent } from "@sessiontrack/proto";
+import { StoredEvent } from "@sessiontrack/proto";
 import type { Logger } from "@sessiontrack/runtime";
 
 import {
@@ -16,6 +16,7 @@ import {
   type KeyEncryptionKey,
   type KeyEncryptionKeyDirectory,
 } from "./keys.js";
+import { decodeIncoming, TENANT_NAME, type IncomingEvent } from "./incoming.js";
 import type { ArchiveMetrics } from "./metrics.js";
 import {
   assembleObject,
@@ -42,8 +43,6 @@ import {
 } from "./records.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const TENANT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const MAX_ID_LENGTH = 256;
 /** A session with this many sections is worth compacting into one. */
 export const COMPACT_MIN_SECTIONS = 2;
 
@@ -62,16 +61,6 @@ export interface ArchiveDeps {
   codec?: Codec;
 }
 
-/** An event accepted for writing: its bytes exactly as received, plus what the archive indexes. */
-interface IncomingEvent {
-  bytes: Buffer;
-  tenant: string;
-  eventId: string;
-  sessionId: string;
-  seq: number;
-  userId: string;
-}
-
 /** Result of a WriteBatch. */
 export interface WriteResult {
   written: number;
@@ -84,65 +73,6 @@ export interface ArchivedEvent {
   bytes: Buffer;
   eventId: string;
   seq: number;
-}
-
-function checkId(value: string, field: string, index: number): void {
-  if (value === "") throw new InvalidEventError("is required", { eventIndex: index, field });
-  if (value.length > MAX_ID_LENGTH) {
-    throw new InvalidEventError(`is longer than ${MAX_ID_LENGTH} characters`, { eventIndex: index, field });
-  }
-}
-
-/** Decodes and checks one StoredEvent of a WriteBatch; InvalidEventError names the event and field. */
-export function decodeIncoming(bytes: Buffer, index: number): IncomingEvent {
-  let stored: StoredEvent;
-  try {
-    stored = StoredEvent.decode(bytes);
-  } catch (error) {
-    throw new InvalidEventError(
-      `is not a valid sessiontrack.v1.StoredEvent (${(error as Error).message})`,
-      { eventIndex: index },
-      { cause: error },
-    );
-  }
-  if (!TENANT_NAME.test(stored.tenant)) {
-    throw new InvalidEventError(`"${stored.tenant}" is not a tenant name (a DNS label)`, {
-      eventIndex: index,
-      field: "tenant",
-    });
-  }
-  checkId(stored.eventId, "event_id", index);
-  checkId(stored.sessionId, "session_id", index);
-  if (stored.seq < 1) throw new InvalidEventError("must be at least 1", { eventIndex: index, field: "seq" });
-  if (stored.event.length === 0)
-    throw new InvalidEventError("is empty: the encoded Event is required", {
-      eventIndex: index,
-      field: "event",
-    });
-  let event: Event;
-  try {
-    event = Event.decode(stored.event);
-  } catch (error) {
-    throw new InvalidEventError(
-      `is not a valid sessiontrack.v1.Event (${(error as Error).message})`,
-      { eventIndex: index, field: "event" },
-      { cause: error },
-    );
-  }
-  if (event.eventId !== stored.eventId || event.sessionId !== stored.sessionId) {
-    throw new InvalidEventError("event_id and session_id must match the encoded Event's", {
-      eventIndex: index,
-      field: "event",
-    });
-  }
-  return {
-    bytes,
-    tenant: stored.tenant,
-    eventId: stored.eventId,
-    sessionId: stored.sessionId,
-    seq: stored.seq,
-    userId: event.userId,
-  };
 }
 
 function byTenant<T extends { tenant: string }>(items: readonly T[]): Map<string, T[]> {
