@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join, relative } from "node:path";
 import { test } from "node:test";
 
@@ -162,6 +170,30 @@ test("a flipped byte in a stored object is reported as DATA_LOSS and by Verify, 
     scanned.events.map((event) => event.sessionId),
     ["s-fine"],
   );
+});
+
+test("Verify of a whole tenant also checks catalogs and key records, and finds catalogued objects that are gone", async (t) => {
+  const h = await startArchiveHarness(t);
+  await writeBatch(h, [storedEvent("acme", "v-1", 1), storedEvent("acme", "v-2", 1, "user-2")]);
+  await writeBatch(h, [storedEvent("acme", "v-3", 1, "user-3")]);
+  const root = join(h.dir, "data", "objects", "tenants", "acme");
+  const [catalog] = files(join(root, "sessions"));
+  const catalogBytes = readFileSync(join(root, "sessions", catalog!));
+  catalogBytes[catalogBytes.length - 10]! ^= 0x01;
+  writeFileSync(join(root, "sessions", catalog!), catalogBytes);
+  const [keyFile] = files(join(root, "keys"));
+  writeFileSync(join(root, "keys", keyFile!), "{}\n");
+  const gone = dataObjects(h, "acme").at(-1)!;
+  const goneKey = relative(join(h.dir, "data", "objects"), gone);
+  rmSync(gone);
+  const verified = await verifyCall(h.client, { sessionId: "" }, bearer(h.readKeys["acme"]));
+  const problems = verified.response?.problems.map((problem) => `${problem.object}: ${problem.reason}`) ?? [];
+  assert.ok(problems.includes(`tenants/acme/sessions/${catalog}: checksum mismatch`), problems.join("\n"));
+  assert.ok(
+    problems.some((problem) => problem.startsWith(`tenants/acme/keys/${keyFile}: `)),
+    problems.join("\n"),
+  );
+  assert.ok(problems.includes(`${goneKey}: object missing`), problems.join("\n"));
 });
 
 test("another tenant's KEK cannot read a tenant's objects", async (t) => {

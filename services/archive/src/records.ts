@@ -41,6 +41,7 @@ export interface KeyRecord extends WrappedDataKey {
 export const tenantPrefix = (tenant: string): string => `tenants/${tenant}/`;
 export const objectsPrefix = (tenant: string): string => `tenants/${tenant}/objects/`;
 export const sessionsPrefix = (tenant: string): string => `tenants/${tenant}/sessions/`;
+export const keysPrefix = (tenant: string): string => `tenants/${tenant}/keys/`;
 export const catalogKey = (tenant: string, sessionRef: string): string =>
   `tenants/${tenant}/sessions/${sessionRef}.json`;
 export const keyRecordKey = (tenant: string, sessionRef: string): string =>

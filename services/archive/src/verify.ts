@@ -4,7 +4,14 @@ import type { Archive } from "./archive.js";
 import type { KeyEncryptionKeyDirectory } from "./keys.js";
 import { reference } from "./keys.js";
 import { openSection, parseObject, type ParsedObject } from "./object-format.js";
-import { objectsPrefix } from "./records.js";
+import {
+  getRecord,
+  keysPrefix,
+  objectsPrefix,
+  sessionsPrefix,
+  type KeyRecord,
+  type SessionCatalog,
+} from "./records.js";
 
 function reasonOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -17,7 +24,8 @@ function reasonOf(error: unknown): string {
 /**
  * Re-reads objects and checks each one's SHA-256 and each section's GCM tag.
  * With a session id: that session's objects and sections; without: every data object
- * of the tenant, every section in it.
+ * of the tenant, every section in it, every catalog and key record, and that every
+ * catalogued object (within retention) exists.
  */
 export async function verify(
   archive: Archive,
@@ -86,7 +94,9 @@ export async function verify(
       await checkSections(objectKey, object, sections);
     }
   } else {
-    for (const info of await archive.store.list(objectsPrefix(tenant))) {
+    const objects = await archive.store.list(objectsPrefix(tenant));
+    const listed = new Set(objects.map((info) => info.key));
+    for (const info of objects) {
       objectsChecked += 1;
       const bytes = await archive.store.get(info.key);
       if (bytes === undefined) continue; // deleted since the listing (erasure, expiry)
@@ -102,6 +112,31 @@ export async function verify(
         continue;
       }
       await checkSections(info.key, object);
+    }
+    // The records: every catalog and key record's checksum, and every catalogued object present.
+    const missing = new Set<string>();
+    for (const info of await archive.store.list(sessionsPrefix(tenant))) {
+      let catalog: SessionCatalog | undefined;
+      try {
+        catalog = await getRecord<SessionCatalog>(archive.store, info.key);
+      } catch (error) {
+        problems.push({ object: info.key, reason: reasonOf(error) });
+        continue;
+      }
+      for (const entry of catalog?.entries ?? []) {
+        if (listed.has(entry.object) || missing.has(entry.object)) continue;
+        if (archive.isExpired(tenant, entry.createdAt)) continue;
+        if ((await archive.store.get(entry.object)) !== undefined) continue; // written since the listing
+        missing.add(entry.object);
+        problems.push({ object: entry.object, reason: "object missing" });
+      }
+    }
+    for (const info of await archive.store.list(keysPrefix(tenant))) {
+      try {
+        await getRecord<KeyRecord>(archive.store, info.key);
+      } catch (error) {
+        problems.push({ object: info.key, reason: reasonOf(error) });
+      }
     }
   }
   return { objectsChecked, eventsChecked, problems };
