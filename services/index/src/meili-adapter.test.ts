@@ -264,6 +264,7 @@ test("search always filters on the caller's tenant; hits, highlights and counts 
     q: "refund",
     filter,
     distinct: "session_id",
+    matchingStrategy: "all",
     offset: 4,
     limit: 2,
     attributesToRetrieve: ["session_id"],
@@ -281,7 +282,8 @@ test("search always filters on the caller's tenant; hits, highlights and counts 
     !(queries[0]!["attributesToRetrieve"] as string[]).includes("stored"),
     "hits never carry the stored bytes",
   );
-  assert.deepEqual(queries[2], { indexUid: INDEX, q: "refund", filter, limit: 0 });
+  assert.equal(queries[0]!["matchingStrategy"], "all", "every word must match, as on SQLite");
+  assert.deepEqual(queries[2], { indexUid: INDEX, q: "refund", matchingStrategy: "all", filter, limit: 0 });
   for (const request of meili.requests.filter((r) => r.body.includes('"filter":'))) {
     assert.match(request.body, /tenant = \\"acme\\"/, `${request.method} ${request.path} is tenant-scoped`);
   }

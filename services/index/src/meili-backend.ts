@@ -83,6 +83,9 @@ export const MEILI_SETTINGS = {
   pagination: { maxTotalHits: 10_000 },
 } satisfies Settings;
 
+// Every search uses matchingStrategy "all": every query word must match, as on SQLite
+// (Meilisearch's default, "last", drops words from the end until something matches).
+
 /** Attributes returned with a hit (never the stored bytes). */
 const HIT_ATTRIBUTES = [
   "event_id",
@@ -297,6 +300,7 @@ export class MeilisearchIndexBackend implements IndexBackend {
       this.meiliIndex.search(query.text, {
         filter,
         distinct: "session_id",
+        matchingStrategy: "all",
         offset: query.offset,
         limit: query.limit,
         attributesToRetrieve: ["session_id"],
@@ -307,6 +311,7 @@ export class MeilisearchIndexBackend implements IndexBackend {
     const perSession: MultiSearchQuery[] = sessionIds.map((sessionId) => ({
       indexUid: this.options.indexUid,
       q: query.text,
+      matchingStrategy: "all",
       filter: [...filter, `session_id = ${filterString(sessionId)}`],
       limit: query.hitsPerSession,
       attributesToRetrieve: HIT_ATTRIBUTES,
@@ -318,7 +323,13 @@ export class MeilisearchIndexBackend implements IndexBackend {
       highlightPostTag: query.postTag,
       ...(sort === undefined ? {} : { sort }),
     }));
-    const total: MultiSearchQuery = { indexUid: this.options.indexUid, q: query.text, filter, limit: 0 };
+    const total: MultiSearchQuery = {
+      indexUid: this.options.indexUid,
+      q: query.text,
+      matchingStrategy: "all",
+      filter,
+      limit: 0,
+    };
     const { results } = await this.request("multi-search", () =>
       this.client.multiSearch<{ queries: MultiSearchQuery[] }, MeiliDocument>({
         queries: [...perSession, total],
