@@ -1,0 +1,152 @@
+// Fast tests of the load test's own parts (the short run itself is short.test.ts).
+import assert from "node:assert/strict";
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
+import { test } from "node:test";
+
+import { accuracyOf } from "./accuracy.js";
+import { parseChatRequest } from "./bot/chat-bot.js";
+import { modelLatencyMs, seededRandom, tokenize } from "./bot/model.js";
+import { FaultProxy } from "./fault-proxy.js";
+import { budgetViolations } from "./load-test.js";
+import { overheadOf, type CpuWindow } from "./measure.js";
+import { lineChart, niceTicks } from "./svg.js";
+
+test("parseChatRequest names the bad field", () => {
+  const good = { sessionId: "s", userId: "u", turn: 0, turns: 2, message: "hi" };
+  assert.deepEqual(parseChatRequest(JSON.stringify(good)), good);
+  assert.equal(parseChatRequest("{"), "body: not valid JSON");
+  assert.equal(parseChatRequest("[]"), "sessionId: expected a non-empty string");
+  assert.equal(
+    parseChatRequest(JSON.stringify({ ...good, userId: "" })),
+    "userId: expected a non-empty string",
+  );
+  assert.equal(parseChatRequest(JSON.stringify({ ...good, turn: 1.5 })), "turn: expected an integer >= 0");
+  assert.equal(parseChatRequest(JSON.stringify({ ...good, turn: 2 })), "turn: 2 is not below turns (2)");
+});
+
+test("model latency is log-normal around p50 40 ms / p95 120 ms, and seeded", () => {
+  const random = seededRandom(42);
+  const samples = Array.from({ length: 20_000 }, () => modelLatencyMs(random)).sort((a, b) => a - b);
+  const p50 = samples[Math.floor(samples.length * 0.5)]!;
+  const p95 = samples[Math.floor(samples.length * 0.95)]!;
+  assert.ok(p50 > 37 && p50 < 43, `p50 ${p50}`);
+  assert.ok(p95 > 110 && p95 < 130, `p95 ${p95}`);
+  assert.equal(modelLatencyMs(seededRandom(7)), modelLatencyMs(seededRandom(7)));
+  assert.ok(tokenize("Where is my parcel?").length > 3);
+});
+
+test("the fault proxy forwards, and in delay mode holds every byte from upstream back in order", async (t) => {
+  const echo = createServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+  const proxy = new FaultProxy({ host: "127.0.0.1", port: (echo.address() as AddressInfo).port });
+  const address = await proxy.listen();
+  let client: Socket | undefined;
+  t.after(async () => {
+    client?.destroy();
+    await proxy.close();
+    await new Promise((resolve) => echo.close(resolve));
+  });
+  const [host, port] = address.split(":");
+  client = connect(Number(port), host);
+  await new Promise((resolve) => client!.once("connect", resolve));
+  const received: string[] = [];
+  client.on("data", (chunk: Buffer) => received.push(chunk.toString()));
+  const roundTrip = async (text: string): Promise<number> => {
+    const before = received.join("").length;
+    const started = Date.now();
+    client!.write(text);
+    while (received.join("").length < before + text.length) await new Promise((r) => setTimeout(r, 5));
+    return Date.now() - started;
+  };
+  assert.ok((await roundTrip("pass")) < 150);
+  proxy.setMode({ kind: "delay", delayMs: 200 });
+  assert.ok((await roundTrip("slow")) >= 195);
+  client.write("a");
+  proxy.setMode({ kind: "pass" });
+  client.write("b");
+  await roundTrip("c");
+  assert.equal(received.join(""), "passslowabc");
+});
+
+test("accuracy counts acked ids held by the WAL or a sink, against acked and attempted", () => {
+  const accuracy = accuracyOf({
+    attempted: 5,
+    ackedIds: ["a", "b", "c", "d"],
+    wal: { ids: new Set(["a", "b"]), damaged: 0 },
+    dropped: 0,
+    rejected: 0,
+    pending: 0,
+    sinks: { index: new Set(["a", "b", "c"]), archive: "not running" },
+  });
+  assert.equal(accuracy.ackedStored, 3);
+  assert.equal(accuracy.ofAcked, 0.75);
+  assert.equal(accuracy.ofAttempted, 0.6);
+  assert.deepEqual(accuracy.sinks["archive"], { notMeasured: "not running" });
+  assert.deepEqual(accuracy.sinks["index"], { held: 3, ofAcked: 0.75 });
+});
+
+test("the budget check flags CPU and p95 over 5%, failed requests and missing events", () => {
+  const cpu = (usPerRequest: number): CpuWindow => ({
+    requests: 100,
+    cpuMs: usPerRequest / 10,
+    cpuUsPerRequest: usPerRequest,
+    events: 300,
+  });
+  const summary = (onP95: number) => ({
+    metrics: {
+      "http_req_duration{variant:off}": {
+        type: "trend",
+        values: { count: 100, "p(50)": 40, "p(95)": 100, "p(99)": 150 },
+      },
+      "http_req_duration{variant:on}": {
+        type: "trend",
+        values: { count: 100, "p(50)": 40, "p(95)": onP95, "p(99)": 150 },
+      },
+      "http_req_failed{variant:off}": { type: "rate", values: { rate: 0 } },
+      "http_req_failed{variant:on}": { type: "rate", values: { rate: 0 } },
+    },
+  });
+  const within = overheadOf("overhead", summary(104), cpu(1000), cpu(1040), 0, 0);
+  assert.equal(within.captureCpuUsPerEvent.toFixed(2), "13.33");
+  const perfect = accuracyOf({
+    attempted: 1,
+    ackedIds: ["a"],
+    wal: { ids: new Set(["a"]), damaged: 0 },
+    dropped: 0,
+    rejected: 0,
+    pending: 0,
+    sinks: {},
+  });
+  assert.deepEqual(budgetViolations(within, [], perfect), []);
+  const over = overheadOf("overhead", summary(106), cpu(1000), cpu(1300), 0, 2);
+  const lost = { ...perfect, ofAcked: 0.5, ackedStored: 0, acked: 1, ofAttempted: 0.5 };
+  const violations = budgetViolations(over, [], lost);
+  assert.equal(violations.length, 5, violations.join("\n"));
+  assert.match(violations.join("\n"), /6\.00% to p95/);
+  assert.match(violations.join("\n"), /30\.00% to CPU per request/);
+  assert.match(violations.join("\n"), /2 requests failed/);
+});
+
+test("charts are well-formed SVG with round ticks", () => {
+  assert.deepEqual(niceTicks(0, 100, 5), [0, 20, 40, 60, 80, 100]);
+  const svg = lineChart({
+    title: "a < b & c",
+    xLabel: "x",
+    yLabel: "y",
+    series: [
+      {
+        name: "s",
+        color: "#000",
+        points: [
+          [0, 1],
+          [1, 2],
+          [2, Number.NaN],
+        ],
+      },
+    ],
+    bands: [{ label: "phase", from: 0, to: 1 }],
+  });
+  assert.match(svg, /^<svg xmlns/);
+  assert.match(svg, /a &lt; b &amp; c/);
+  assert.doesNotMatch(svg, /NaN/);
+});
