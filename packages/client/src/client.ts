@@ -18,7 +18,7 @@ import type {
   SessionCapture,
   SessionTrackClientOptions,
 } from "./types.js";
-import { uuidv7 } from "./uuidv7.js";
+import { EventEncoder } from "./event-encoder.js";
 import { eventIdOf } from "./wire.js";
 
 function ackReporter(onAck: (eventIds: readonly string[]) => void): (frames: readonly Uint8Array[]) => void {
@@ -35,7 +35,11 @@ function ackReporter(onAck: (eventIds: readonly string[]) => void): (frames: rea
 export const CLIENT_VERSION = "@sessiontrack/client/0.1.0";
 const MAX_TRACKED_SESSIONS = 100_000;
 const DEFAULT_TIMEOUT_MS = 5000;
-const EMPTY_LABELS: Record<string, string> = Object.freeze({});
+/** Longest an event waits in memory before it is sent (a full batch goes at once). */
+export const DEFAULT_FLUSH_INTERVAL_MS = 200;
+/** A batch this big is sent without waiting for the flush interval. */
+export const DEFAULT_BATCH_MAX_BYTES = 256 * 1024;
+const EMPTY_BYTES = new Uint8Array(0);
 
 interface FlushWaiter {
   target: number;
@@ -70,7 +74,8 @@ function requiredString(name: string, value: unknown): string {
  */
 export class SessionTrackClient {
   private readonly botId: string;
-  private readonly batchMaxEvents: number;
+  private readonly encoder = new EventEncoder();
+  private botIdField: Uint8Array = EMPTY_BYTES;
   private readonly onDrop: SessionTrackClientOptions["onDrop"];
   private readonly onError: SessionTrackClientOptions["onError"];
   private readonly grpcClient: grpc.Client;
@@ -94,10 +99,10 @@ export class SessionTrackClient {
     const target = requiredString("target", options.target);
     const apiKey = requiredString("apiKey", options.apiKey);
     this.botId = requiredString("botId", options.botId);
-    this.batchMaxEvents = positive("batchMaxEvents", options.batchMaxEvents, 500);
+    this.botIdField = this.encoder.fields((e) => e.stringField(5, this.botId));
     this.onDrop = options.onDrop;
     this.onError = options.onError;
-    const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, 20);
+    const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS);
     const spoolDir =
       options.spoolDir ?? join(tmpdir(), "sessiontrack-spool", this.botId.replace(/[^A-Za-z0-9._-]/g, "_"));
     const spool = new DiskSpool(spoolDir, positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3));
@@ -128,7 +133,8 @@ export class SessionTrackClient {
       spool,
       {
         target,
-        batchMaxEvents: this.batchMaxEvents,
+        batchMaxEvents: positive("batchMaxEvents", options.batchMaxEvents, 500),
+        batchMaxBytes: positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
         maxQueueEvents: positive("maxQueueEvents", options.maxQueueEvents, 10_000),
         maxInFlightBatches: positive("maxInFlightBatches", options.maxInFlightBatches, 8),
         ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
@@ -322,20 +328,70 @@ export class SessionTrackClient {
       return;
     }
     const seq = input.seq ?? state.seq + 1;
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
+      throw new InvalidEventError(`capture() for session ${sessionId}: seq must be a non-negative integer`, {
+        field: "seq",
+      });
+    }
+    const time = input.time;
+    let timeMs: number;
+    if (time === undefined) timeMs = Date.now();
+    else if (time instanceof Date && Number.isFinite(time.getTime())) timeMs = time.getTime();
+    else
+      throw new InvalidEventError(`capture() for session ${sessionId}: time must be a valid Date`, {
+        field: "time",
+      });
+    state.sessionField ??= this.encoder.fields((e) => e.stringField(2, sessionId));
+    const frame = this.encoder.encode(
+      input.eventId,
+      state.sessionField,
+      seq,
+      timeMs,
+      this.tailOf(state, input),
+      payload,
+    );
     if (seq > state.seq) state.seq = seq;
     if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
     this.capturedCount++;
-    const queued = this.pipeline.queue.push({
-      eventId: input.eventId ?? uuidv7(),
-      sessionId,
-      seq,
-      time: input.time ?? new Date(),
-      botId: input.botId ?? this.botId,
-      userId: input.userId ?? state.userId ?? "",
-      labels: input.labels ?? state.labels ?? EMPTY_LABELS,
-      payload,
+    this.pipeline.enqueue(frame);
+  }
+
+  /** The encoded bot_id, user_id and labels fields; cached per session when the input has none of its own. */
+  private tailOf(state: SessionState, input: CaptureInput): Uint8Array {
+    if (input.botId === undefined && input.userId === undefined && input.labels === undefined) {
+      if (
+        state.tail === undefined ||
+        state.tailUserId !== state.userId ||
+        state.tailLabels !== state.labels
+      ) {
+        state.tail = this.encodeTail(this.botIdField, state.userId, state.labels);
+        state.tailUserId = state.userId;
+        state.tailLabels = state.labels;
+      }
+      return state.tail;
+    }
+    const botField =
+      input.botId === undefined || input.botId === this.botId
+        ? this.botIdField
+        : this.encoder.fields((e) => e.stringField(5, String(input.botId)));
+    return this.encodeTail(botField, input.userId ?? state.userId, input.labels ?? state.labels);
+  }
+
+  private encodeTail(
+    botField: Uint8Array,
+    userId: string | undefined,
+    labels: Record<string, string> | undefined,
+  ): Uint8Array {
+    return this.encoder.fields((e) => {
+      e.raw(botField);
+      if (userId !== undefined && userId !== null) {
+        if (typeof userId !== "string") {
+          throw new InvalidEventError(`capture(): userId must be a string`, { field: "userId" });
+        }
+        e.stringField(6, userId);
+      }
+      e.mapField(7, labels, "labels");
     });
-    if (queued >= this.batchMaxEvents) this.pipeline.kick();
   }
 
   private decide(sessionId: string, state: SessionState): boolean {
@@ -362,6 +418,10 @@ export class SessionTrackClient {
       userId: undefined,
       userGroups: undefined,
       labels: undefined,
+      sessionField: undefined,
+      tail: undefined,
+      tailUserId: undefined,
+      tailLabels: undefined,
     };
     this.sessions.set(sessionId, state);
     return state;

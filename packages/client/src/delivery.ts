@@ -4,13 +4,14 @@ import type { StreamResponse } from "@sessiontrack/proto";
 import type { CostMeter } from "./cost-meter.js";
 import type { DiskSpool, SpoolSegment } from "./spool.js";
 import type { DropReason } from "./types.js";
-import { deserializeStreamResponse, encodeEvent, serializeEncodedBatch, STREAM_PATH } from "./wire.js";
+import { deserializeStreamResponse, serializeEncodedBatch, STREAM_PATH } from "./wire.js";
 import type { EncodedBatch } from "./wire.js";
 
 /** Tuning of a {@link DeliveryPipeline}, already defaulted by the client. */
 export interface DeliverySettings {
   target: string;
   batchMaxEvents: number;
+  batchMaxBytes: number;
   maxQueueEvents: number;
   maxInFlightBatches: number;
   ackTimeoutMs: number;
@@ -48,8 +49,6 @@ interface InFlightBatch {
   indexes: number[];
 }
 
-/** Ingest refuses events over 1 MiB; such an event would fail its batch forever. */
-export const MAX_EVENT_BYTES = 1024 * 1024;
 /** Keeps every StreamRequest under gRPC's default 4 MiB message limit. */
 export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
 const BACKOFF_BASE_MS = 50;
@@ -72,8 +71,10 @@ export class DeliveryPipeline {
     rejected: 0,
     settledOwn: 0,
   };
-  /** Events captured and not yet encoded; the client pushes here directly. */
-  queue: unknown[] = [];
+  /** Encoded events waiting to be sent; the client appends with {@link enqueue}. */
+  queue: Uint8Array[] = [];
+  /** Bytes of the frames in {@link queue}. */
+  private queueBytes = 0;
   private readonly inFlight = new Map<number, InFlightBatch>();
   private inFlightEventCount = 0;
   private readonly replaying: SpoolSegment[] = [];
@@ -104,6 +105,18 @@ export class DeliveryPipeline {
   /** Bytes in the disk spool. */
   get spoolBytes(): number {
     return this.spool.totalBytes;
+  }
+
+  /**
+   * Appends one encoded event. A full batch (`batchMaxEvents` or `batchMaxBytes`) is sent
+   * at once; anything smaller waits for the next tick, at most `flushIntervalMs`.
+   */
+  enqueue(frame: Uint8Array): void {
+    this.queue.push(frame);
+    this.queueBytes += frame.length;
+    if (this.queue.length >= this.settings.batchMaxEvents || this.queueBytes >= this.settings.batchMaxBytes) {
+      this.kick();
+    }
   }
 
   /** Runs a pump soon, unless work is being deferred for the CPU budget. */
@@ -173,22 +186,22 @@ export class DeliveryPipeline {
   }
 
   private sendQueue(): void {
-    const { batchMaxEvents, maxInFlightBatches } = this.settings;
+    const { batchMaxEvents, batchMaxBytes, maxInFlightBatches } = this.settings;
+    const limitBytes = Math.min(batchMaxBytes, MAX_BATCH_BYTES);
     while (this.inFlight.size < maxInFlightBatches && this.queue.length > 0 && this.call !== undefined) {
-      const events = this.queue.length <= batchMaxEvents ? this.queue : this.queue.slice(0, batchMaxEvents);
-      this.queue = events === this.queue ? [] : this.queue.slice(batchMaxEvents);
-      let batch: Uint8Array[] = [];
-      let batchBytes = 0;
-      for (const frame of this.encodeAll(events)) {
-        if (batch.length > 0 && batchBytes + frame.length > MAX_BATCH_BYTES) {
-          this.send(batch, undefined, []);
-          batch = [];
-          batchBytes = 0;
-        }
-        batch.push(frame);
-        batchBytes += frame.length;
+      const queue = this.queue;
+      let n = 0;
+      let bytes = 0;
+      while (n < queue.length && n < batchMaxEvents) {
+        const size = queue[n]!.length;
+        if (n > 0 && bytes + size > limitBytes) break;
+        bytes += size;
+        n++;
       }
-      if (batch.length > 0) this.send(batch, undefined, []);
+      const batch = n === queue.length ? queue : queue.slice(0, n);
+      this.queue = n === queue.length ? [] : queue.slice(n);
+      this.queueBytes -= bytes;
+      this.send(batch, undefined, []);
     }
   }
 
@@ -212,9 +225,10 @@ export class DeliveryPipeline {
 
   private spillQueue(): void {
     if (this.queue.length === 0) return;
-    const events = this.queue;
+    const frames = this.queue;
     this.queue = [];
-    this.writeToSpool(this.encodeAll(events));
+    this.queueBytes = 0;
+    this.writeToSpool(frames);
   }
 
   private writeToSpool(frames: Uint8Array[]): void {
@@ -229,36 +243,6 @@ export class DeliveryPipeline {
       this.reporter.drop(lost, "spool_full");
       this.reporter.settled();
     }
-  }
-
-  private encodeAll(events: readonly unknown[]): Uint8Array[] {
-    const frames: Uint8Array[] = [];
-    for (const event of events) {
-      try {
-        const frame = encodeEvent(event);
-        if (frame.length > MAX_EVENT_BYTES) {
-          this.rejectOwn(
-            new InvalidEventError(`event of ${frame.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit`),
-          );
-          continue;
-        }
-        frames.push(frame);
-      } catch (err) {
-        this.rejectOwn(
-          new InvalidEventError(`event could not be encoded: ${asError(err).message}`, {}, { cause: err }),
-        );
-      }
-    }
-    return frames;
-  }
-
-  /** Counts and reports one of this client's events as rejected. */
-  rejectOwn(err: Error): void {
-    this.counters.rejected++;
-    this.counters.settledOwn++;
-    this.reporter.drop(1, "rejected");
-    this.reporter.error(err);
-    this.reporter.settled();
   }
 
   private openStream(): void {

@@ -12,6 +12,12 @@ export interface SessionState {
   userId: string | undefined;
   userGroups: string[] | undefined;
   labels: Record<string, string> | undefined;
+  /** The encoded session_id field, made once per session. */
+  sessionField: Uint8Array | undefined;
+  /** The encoded bot_id, user_id and labels fields, and the values they were made from. */
+  tail: Uint8Array | undefined;
+  tailUserId: string | undefined;
+  tailLabels: Record<string, string> | undefined;
 }
 
 type Payload = CaptureInput["payload"];

@@ -22,9 +22,15 @@ export interface SessionTrackClientOptions {
   spoolDir?: string;
   /** In-memory queue bound (default 10 000); overflow spills to the spool, capture never blocks. */
   maxQueueEvents?: number;
-  /** Most events in one StreamRequest (default 500). */
+  /** Most events in one StreamRequest (default 500); a batch this full is sent at once. */
   batchMaxEvents?: number;
-  /** How often queued events are sent, in ms (default 20). */
+  /** A batch of this many encoded bytes is sent at once (default 256 KiB). */
+  batchMaxBytes?: number;
+  /**
+   * Longest an event waits in memory before it is sent, in ms (default 200); a full batch
+   * (`batchMaxEvents` or `batchMaxBytes`) goes at once. Until acked (or spooled) an event
+   * lives only in this process's memory.
+   */
   flushIntervalMs?: number;
   /** Batches sent and not yet acked, at most (default 8). */
   maxInFlightBatches?: number;

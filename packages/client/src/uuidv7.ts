@@ -16,13 +16,9 @@ function randomBytes8(): number {
   return at;
 }
 
-/**
- * A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter in `rand_a`
- * (RFC 9562 §6.2 method 1), then 62 random bits. Ids made by one process are strictly
- * increasing as strings, even within one millisecond or when the wall clock steps back.
- */
-export function uuidv7(): string {
-  let ms = Date.now();
+/** Advances the clock/counter state; returns the pool offset of 8 fresh random bytes. */
+function nextState(): number {
+  const ms = Date.now();
   if (ms > lastMs) {
     lastMs = ms;
     // Seed the counter in the lower half so a burst within one millisecond has room to count.
@@ -34,9 +30,18 @@ export function uuidv7(): string {
       lastMs++;
       counter = 0;
     }
-    ms = lastMs;
   }
-  const r = randomBytes8();
+  return randomBytes8();
+}
+
+/**
+ * A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter in `rand_a`
+ * (RFC 9562 §6.2 method 1), then 62 random bits. Ids made by one process are strictly
+ * increasing as strings, even within one millisecond or when the wall clock steps back.
+ */
+export function uuidv7(): string {
+  const r = nextState();
+  const ms = lastMs;
   const high = Math.floor(ms / 0x10000);
   const low = ms % 0x10000;
   return (
@@ -61,6 +66,41 @@ export function uuidv7(): string {
     HEX[RANDOM_POOL[r + 6]!]! +
     HEX[RANDOM_POOL[r + 7]!]!
   );
+}
+
+const HEX_CHARS = new Uint8Array(Buffer.from("0123456789abcdef", "latin1"));
+
+function hexByte(out: Uint8Array, at: number, b: number): number {
+  out[at] = HEX_CHARS[b >>> 4]!;
+  out[at + 1] = HEX_CHARS[b & 15]!;
+  return at + 2;
+}
+
+/**
+ * Writes a new UUIDv7 (the same sequence as {@link uuidv7}) as 36 ASCII bytes at `offset`,
+ * so an encoder can stamp an event id without making a string.
+ */
+export function writeUuidv7(out: Uint8Array, offset: number): void {
+  const r = nextState();
+  const ms = lastMs;
+  const high = Math.floor(ms / 0x10000);
+  const low = ms % 0x10000;
+  let at = offset;
+  at = hexByte(out, at, (high >>> 24) & 0xff);
+  at = hexByte(out, at, (high >>> 16) & 0xff);
+  at = hexByte(out, at, (high >>> 8) & 0xff);
+  at = hexByte(out, at, high & 0xff);
+  out[at++] = 45;
+  at = hexByte(out, at, low >>> 8);
+  at = hexByte(out, at, low & 0xff);
+  out[at++] = 45;
+  at = hexByte(out, at, 0x70 | (counter >>> 8));
+  at = hexByte(out, at, counter & 0xff);
+  out[at++] = 45;
+  at = hexByte(out, at, 0x80 | (RANDOM_POOL[r]! & 0x3f));
+  at = hexByte(out, at, RANDOM_POOL[r + 1]!);
+  out[at++] = 45;
+  for (let i = 2; i < 8; i++) at = hexByte(out, at, RANDOM_POOL[r + i]!);
 }
 
 /** The Unix milliseconds encoded in a UUIDv7 string. */

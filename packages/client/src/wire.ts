@@ -1,11 +1,4 @@
-import {
-  BinaryReader,
-  BinaryWriter,
-  Event,
-  IngestServiceService,
-  StreamResponse,
-  WireType,
-} from "@sessiontrack/proto";
+import { BinaryReader, IngestServiceService, StreamResponse, WireType } from "@sessiontrack/proto";
 
 /** One numbered batch of already-encoded events, as sent on `IngestService.Stream`. */
 export interface EncodedBatch {
@@ -24,11 +17,40 @@ export const WATCH_CONFIG_PATH = IngestServiceService.watchConfig.path;
  * and no event is ever encoded twice.
  */
 export function serializeEncodedBatch(batch: EncodedBatch): Buffer {
-  const writer = new BinaryWriter();
-  if (batch.batchSeq !== 0) writer.uint32(8).uint64(batch.batchSeq);
-  for (const frame of batch.frames) writer.uint32(18).bytes(frame);
-  const bytes = writer.finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const frames = batch.frames;
+  let total = batch.batchSeq !== 0 ? 1 + varintSize(batch.batchSeq) : 0;
+  for (let i = 0; i < frames.length; i++) total += 1 + varintSize(frames[i]!.length) + frames[i]!.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  if (batch.batchSeq !== 0) {
+    out[at++] = 8;
+    at = writeVarint(out, at, batch.batchSeq);
+  }
+  for (let i = 0; i < frames.length; i++) {
+    const frame = frames[i]!;
+    out[at++] = 18;
+    at = writeVarint(out, at, frame.length);
+    out.set(frame, at);
+    at += frame.length;
+  }
+  return out;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  for (let v = value; v >= 0x80; v = Math.floor(v / 0x80)) size++;
+  return size;
+}
+
+function writeVarint(out: Buffer, offset: number, value: number): number {
+  let at = offset;
+  let v = value;
+  while (v >= 0x80) {
+    out[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  out[at++] = v;
+  return at;
 }
 
 /** Decodes a StreamResponse. */
@@ -36,13 +58,12 @@ export function deserializeStreamResponse(bytes: Buffer): StreamResponse {
   return StreamResponse.decode(bytes);
 }
 
-/** Encodes one event, normalizing missing fields to their proto3 defaults first. */
-export function encodeEvent(event: unknown): Uint8Array {
-  return Event.encode(Event.fromPartial(event as Event)).finish();
-}
-
 /** Reads `event_id` (field 1) out of an encoded Event without decoding the rest; "" if absent. */
 export function eventIdOf(frame: Uint8Array): string {
+  // Fast path: the SDK's encoder writes event_id first with a one-byte length.
+  if (frame.length > 2 && frame[0] === 10 && frame[1]! < 0x80 && frame[1]! + 2 <= frame.length) {
+    return Buffer.from(frame.buffer, frame.byteOffset + 2, frame[1]).toString("utf8");
+  }
   const reader = new BinaryReader(frame);
   while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
