@@ -40,21 +40,20 @@ test("the fault proxy forwards, and in delay mode holds every byte from upstream
   await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
   const proxy = new FaultProxy({ host: "127.0.0.1", port: (echo.address() as AddressInfo).port });
   const address = await proxy.listen();
-  let client: Socket | undefined;
+  const [host, port] = address.split(":");
+  const client: Socket = connect(Number(port), host);
   t.after(async () => {
-    client?.destroy();
+    client.destroy();
     await proxy.close();
     await new Promise((resolve) => echo.close(resolve));
   });
-  const [host, port] = address.split(":");
-  client = connect(Number(port), host);
-  await new Promise((resolve) => client!.once("connect", resolve));
+  await new Promise((resolve) => client.once("connect", resolve));
   const received: string[] = [];
   client.on("data", (chunk: Buffer) => received.push(chunk.toString()));
   const roundTrip = async (text: string): Promise<number> => {
     const before = received.join("").length;
     const started = Date.now();
-    client!.write(text);
+    client.write(text);
     while (received.join("").length < before + text.length) await new Promise((r) => setTimeout(r, 5));
     return Date.now() - started;
   };
