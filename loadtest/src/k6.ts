@@ -4,6 +4,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { trackChild } from "./children.js";
+
 /** The k6 scripts (loadtest/k6). */
 export const K6_SCRIPTS = resolve(dirname(fileURLToPath(import.meta.url)), "../k6");
 
@@ -39,19 +41,21 @@ export async function runK6(options: {
 }): Promise<K6Result> {
   const summaryPath = join(options.outDir, `${options.name}.k6-summary.json`);
   const logPath = join(options.outDir, `${options.name}.k6.log`);
-  const child = spawn(
-    options.k6Path,
-    ["run", "--quiet", "--no-usage-report", "--address", "", join(K6_SCRIPTS, options.script)],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        PATH: process.env["PATH"] ?? "",
-        HOME: process.env["HOME"] ?? "",
-        K6_NO_USAGE_REPORT: "true",
-        ...options.env,
-        SUMMARY_PATH: summaryPath,
+  const child = trackChild(
+    spawn(
+      options.k6Path,
+      ["run", "--quiet", "--no-usage-report", "--address", "", join(K6_SCRIPTS, options.script)],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          PATH: process.env["PATH"] ?? "",
+          HOME: process.env["HOME"] ?? "",
+          K6_NO_USAGE_REPORT: "true",
+          ...options.env,
+          SUMMARY_PATH: summaryPath,
+        },
       },
-    },
+    ),
   );
   let stdout = "";
   let stderr = "";

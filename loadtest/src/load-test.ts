@@ -6,6 +6,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { accuracyOf, walEventIds, type CaptureAccuracy } from "./accuracy.js";
+import { trackDir, untrackDir } from "./children.js";
 import type { BotStats } from "./bot/chat-bot.js";
 import type { LoadProfile } from "./config.js";
 import { FaultProxy } from "./fault-proxy.js";
@@ -101,7 +102,7 @@ export async function runLoadTest(options: {
   const { profile, k6Path, outDir } = options;
   const log = options.log ?? ((line: string) => console.log(line));
   const started = Date.now();
-  const workDir = mkdtempSync(join(tmpdir(), "sessiontrack-loadtest-"));
+  const workDir = trackDir(mkdtempSync(join(tmpdir(), "sessiontrack-loadtest-")));
   const logs = join(outDir, "logs");
   mkdirSync(logs, { recursive: true });
   const processes: ServedProcess[] = [];
@@ -456,6 +457,7 @@ export async function runLoadTest(options: {
     await proxy?.close();
     await minio?.cleanup();
     rmSync(workDir, { recursive: true, force: true });
+    untrackDir(workDir);
   }
 }
 

@@ -5,6 +5,7 @@ import { mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { killTrackedChildren } from "./children.js";
 import { loadRunConfig } from "./config.js";
 import { runLoadTest } from "./load-test.js";
 import { writeReport } from "./report.js";
@@ -46,6 +47,16 @@ async function main(): Promise<number> {
   for (const violation of outcome.violations) console.log(`loadtest: violation: ${violation}`);
   for (const miss of outcome.targetMisses) console.log(`loadtest: threshold missed: ${miss}`);
   return outcome.passed && outcome.targetMisses.length === 0 ? 0 : 1;
+}
+
+// Interrupted (Ctrl-C, a test's timeout): take every child down with us. testkit stops MinIO
+// on these signals by itself.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    console.error(`loadtest: ${signal}: stopping the stack`);
+    killTrackedChildren();
+    process.exit(130);
+  });
 }
 
 main().then(

@@ -29,9 +29,13 @@ interface Summary {
 test(
   "short load test: capture stays within the 5% overhead budget and loses nothing",
   { timeout: 180_000 },
-  async () => {
+  async (t) => {
     // Results go to loadtest/results/<timestamp>/ like any run (and `latest` points there).
     const child = spawn(process.execPath, [RUN, "--short"], { stdio: ["ignore", "pipe", "pipe"] });
+    // On a timeout the runner gets SIGTERM and takes its stack down.
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

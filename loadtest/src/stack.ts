@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 
+import { trackChild } from "./children.js";
 import { minioAvailable } from "./config.js";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -55,7 +56,7 @@ export async function spawnServed(
   logFile: string,
 ): Promise<ServedProcess> {
   mkdirSync(dirname(logFile), { recursive: true });
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = trackChild(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] }));
   const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
   const log: string[] = [];
   const flushLog = (): void => writeFileSync(logFile, log.join(""), { flag: "a" });
