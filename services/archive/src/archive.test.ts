@@ -176,6 +176,7 @@ test("Verify of a whole tenant also checks catalogs and key records, and finds c
   const h = await startArchiveHarness(t);
   await writeBatch(h, [storedEvent("acme", "v-1", 1), storedEvent("acme", "v-2", 1, "user-2")]);
   await writeBatch(h, [storedEvent("acme", "v-3", 1, "user-3")]);
+  await h.server.fold(); // batch manifests → catalogs and key records
   const root = join(h.dir, "data", "objects", "tenants", "acme");
   const [catalog] = files(join(root, "sessions"));
   const catalogBytes = readFileSync(join(root, "sessions", catalog!));
@@ -199,6 +200,7 @@ test("Verify of a whole tenant also checks catalogs and key records, and finds c
 test("another tenant's KEK cannot read a tenant's objects", async (t) => {
   const h = await startArchiveHarness(t);
   await writeBatch(h, [storedEvent("acme", "s-kek", 1), storedEvent("acme", "s-kek", 2)]);
+  await h.server.fold(); // the key record leaves the batch manifest
   const acmeKek = readFileSync(join(h.kekDir, "acme"));
   const globexKek = await new KeyEncryptionKeyDirectory(h.kekDir).forTenant("globex");
   // Unwrapping acme's data key under globex's KEK fails authentication even with the id check bypassed.

@@ -27,6 +27,7 @@ import {
   type ParsedObject,
   type SealedSection,
 } from "./object-format.js";
+import { manifestsPrefix, newManifestKey, PendingTenant, type BatchManifest } from "./manifests.js";
 import type { ObjectInfo, ObjectStore } from "./object-store.js";
 import type { RetentionPolicies } from "./policy.js";
 import {
@@ -35,16 +36,17 @@ import {
   keyRecordKey,
   newObjectKey,
   encodeRecord,
-  subjectKey,
   type CatalogEntry,
   type KeyRecord,
   type SessionCatalog,
-  type SubjectIndex,
 } from "./records.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** A session with this many sections is worth compacting into one. */
 export const COMPACT_MIN_SECTIONS = 2;
+/** Pending manifests of a tenant are folded once there are this many, or the oldest is this old. */
+const FOLD_AFTER_MANIFESTS = 32;
+const FOLD_AFTER_MS = 5_000;
 
 /** A catalogued object or section is gone: data loss, unless the session was just compacted. */
 class MovedWhileReadingError extends DataCorruptionError {}
@@ -100,6 +102,8 @@ export class Archive {
   readonly fragmented = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly keyCache = new Map<string, DataKey>();
+  /** Per tenant: manifests written but not yet folded into the per-session records. */
+  private readonly pending = new Map<string, Promise<PendingTenant>>();
 
   constructor(private readonly deps: ArchiveDeps) {
     this.store = deps.store;
@@ -145,56 +149,39 @@ export class Archive {
 
   private async writeTenant(kek: KeyEncryptionKey, events: IncomingEvent[]): Promise<WriteResult> {
     const tenant = kek.tenant;
+    const pending = await this.pendingFor(tenant);
     const bySession = new Map<string, IncomingEvent[]>();
     for (const event of events) {
       const group = bySession.get(event.sessionId);
       if (group === undefined) bySession.set(event.sessionId, [event]);
       else group.push(event);
     }
+    // Dedupe against the session's catalog and the manifests not yet folded into it.
     const plans = await Promise.all(
       [...bySession].map(async ([sessionId, sessionEvents]) => {
         const ref = reference(tenant, "session", sessionId);
-        const catalog = (await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref))) ?? {
-          v: 1 as const,
-          sessionId,
-          users: [],
-          entries: [],
-        };
+        const state = (await pending.session(ref, sessionId))!;
         const seen = new Set<string>();
-        for (const entry of catalog.entries) for (const [eventId] of entry.events) seen.add(eventId);
         const fresh: IncomingEvent[] = [];
         for (const event of sessionEvents) {
-          if (seen.has(event.eventId)) continue;
+          if (state.eventIds.has(event.eventId) || seen.has(event.eventId)) continue;
           seen.add(event.eventId);
           fresh.push(event);
         }
-        return { sessionId, ref, catalog, fresh, duplicates: sessionEvents.length - fresh.length };
+        const users = new Set<string>();
+        for (const event of fresh) {
+          if (event.userId === "") continue;
+          const userRef = reference(tenant, "user", event.userId);
+          if (!state.catalog.users.includes(userRef)) users.add(userRef);
+        }
+        return { sessionId, ref, fresh, users: [...users], duplicates: sessionEvents.length - fresh.length };
       }),
     );
     const duplicates = plans.reduce((sum, plan) => sum + plan.duplicates, 0);
     const toWrite = plans.filter((plan) => plan.fresh.length > 0);
     if (toWrite.length === 0) return { written: 0, duplicates, objects: 0 };
 
-    // Keys and subject indexes are durable before any data that depends on them.
-    const keys = await this.prepareKeys(
-      kek,
-      toWrite.map((plan) => plan.ref),
-    );
-    const newUsers = new Map<string, string[]>();
-    for (const plan of toWrite) {
-      for (const event of plan.fresh) {
-        if (event.userId === "") continue;
-        const userRef = reference(tenant, "user", event.userId);
-        if (plan.catalog.users.includes(userRef)) continue;
-        plan.catalog.users.push(userRef);
-        newUsers.set(userRef, [...(newUsers.get(userRef) ?? []), plan.sessionId]);
-      }
-    }
-    const subjectUpdates = await Promise.all(
-      [...newUsers].map(([userRef, sessions]) => this.subjectUpdate(tenant, userRef, sessions)),
-    );
-    await this.store.putMany(subjectUpdates.filter((update) => update !== undefined));
-
+    const keys = await Promise.all(toWrite.map((plan) => this.keyForWrite(kek, plan.ref)));
     const now = this.clock();
     const objectKey = newObjectKey(tenant, now);
     const sections: SealedSection[] = toWrite.map((plan, index) => {
@@ -202,33 +189,106 @@ export class Archive {
       return sealSection(
         tenant,
         plan.ref,
-        keys[index]!,
+        keys[index]!.key,
         plan.fresh.map((event) => event.bytes),
         this.codec,
       );
     });
     const object = assembleObject(tenant, now, sections);
+    // The object, then the manifest that makes it visible (with any new wrapped data keys):
+    // two writes per tenant per batch, however many sessions the batch touches.
     await this.store.put(objectKey, object);
     this.deps.metrics.recordObject(
       sections.reduce((sum, section) => sum + section.header.rawBytes, 0),
       object.length,
     );
-    await this.store.putMany(
-      toWrite.map((plan, index) => {
-        plan.catalog.entries.push({
+    const manifest: BatchManifest = {
+      v: 1,
+      object: objectKey,
+      sessions: toWrite.map((plan, index) => ({
+        sessionId: plan.sessionId,
+        ref: plan.ref,
+        users: plan.users,
+        key: keys[index]!.created,
+        entry: {
           object: objectKey,
           section: sections[index]!.header.id,
-          keyId: keys[index]!.id,
+          keyId: keys[index]!.key.id,
           createdAt: now,
           events: plan.fresh.map((event) => [event.eventId, event.seq]),
-        });
-        if (plan.catalog.entries.length >= COMPACT_MIN_SECTIONS)
-          this.fragmented.set(`${tenant}\0${plan.sessionId}`, now);
-        return [catalogKey(tenant, plan.ref), encodeRecord(plan.catalog)] as const;
-      }),
-    );
+        },
+      })),
+    };
+    const manifestKey = newManifestKey(tenant, now);
+    await this.store.put(manifestKey, encodeRecord(manifest));
+    await pending.apply(manifestKey, manifest, now);
+    for (const [index, plan] of toWrite.entries()) {
+      this.cacheKey(kek, plan.ref, keys[index]!.key);
+      const state = (await pending.session(plan.ref))!;
+      if (state.catalog.entries.length >= COMPACT_MIN_SECTIONS)
+        this.fragmented.set(`${tenant}\0${plan.sessionId}`, now);
+    }
+    if (pending.manifests.length >= FOLD_AFTER_MANIFESTS || now - pending.oldest >= FOLD_AFTER_MS) {
+      // The batch is durable already; a failed fold is retried with the next one.
+      await pending.fold().catch((error: unknown) => {
+        this.deps.logger.warn({ err: error, tenant }, "folding manifests failed; will retry");
+      });
+    }
     const written = toWrite.reduce((sum, plan) => sum + plan.fresh.length, 0);
     return { written, duplicates, objects: 1 };
+  }
+
+  /**
+   * The data key a write uses: the session's existing one, or a new one and its wrapped
+   * record (stored with the batch's manifest; cached only once that is durable).
+   */
+  private async keyForWrite(
+    kek: KeyEncryptionKey,
+    ref: string,
+  ): Promise<{ key: DataKey; created: KeyRecord | null }> {
+    const existing = await this.sessionKey(kek, ref);
+    if (existing !== undefined) return { key: existing, created: null };
+    const key = newDataKey();
+    return { key, created: { ...wrapDataKey(kek, key, ref), session: ref } };
+  }
+
+  /**
+   * A tenant's pending state. The first use after start-up reads back the manifests a
+   * crash (or a shutdown that could not fold) left, in write order, so that dedupe and
+   * reads again see everything ever acknowledged; the next fold writes them out.
+   */
+  private pendingFor(tenant: string): Promise<PendingTenant> {
+    let state = this.pending.get(tenant);
+    if (state === undefined) {
+      state = (async () => {
+        const pending = new PendingTenant(tenant, this.store);
+        for (const info of await this.store.list(manifestsPrefix(tenant))) {
+          const manifest = await getRecord<BatchManifest>(this.store, info.key);
+          if (manifest !== undefined) await pending.apply(info.key, manifest, info.lastModified.getTime());
+        }
+        if (pending.manifests.length > 0)
+          this.deps.logger.info({ tenant, manifests: pending.manifests.length }, "manifests recovered");
+        return pending;
+      })();
+      this.pending.set(tenant, state);
+      state.catch(() => this.pending.delete(tenant)); // store unreachable: try again next time
+    }
+    return state;
+  }
+
+  /**
+   * Folds a tenant's pending manifests into catalogs, key records and subject indexes.
+   * Callers that read those records from the store (erasure, compaction, sweeps, whole-tenant
+   * verification and scans) run this first, under the tenant's lock.
+   */
+  async foldPending(tenant: string): Promise<void> {
+    await (await this.pendingFor(tenant)).fold();
+  }
+
+  /** Folds every tenant's pending manifests (each under its lock). */
+  async foldAll(): Promise<void> {
+    for (const tenant of [...this.pending.keys()])
+      await this.withTenantLock(tenant, () => this.foldPending(tenant));
   }
 
   /** The session's data key, unwrapped; undefined when it has none (never written, or erased). */
@@ -236,8 +296,10 @@ export class Archive {
     const cached = this.keyCache.get(`${kek.tenant}/${kek.id}/${sessionRef}`);
     if (cached !== undefined) return cached;
     const recordKey = keyRecordKey(kek.tenant, sessionRef);
-    const record = await getRecord<KeyRecord>(this.store, recordKey);
-    if (record === undefined) return undefined;
+    const record =
+      (await (await this.pendingFor(kek.tenant)).session(sessionRef))?.key ??
+      (await getRecord<KeyRecord>(this.store, recordKey));
+    if (record === undefined || record === null) return undefined;
     const key = unwrapDataKey(kek, record, sessionRef, recordKey);
     this.cacheKey(kek, sessionRef, key);
     return key;
@@ -249,37 +311,6 @@ export class Archive {
       if (cacheKey.startsWith(`${tenant}/`) && cacheKey.endsWith(`/${sessionRef}`))
         this.keyCache.delete(cacheKey);
     }
-  }
-
-  /** The subject index with `sessions` added, ready to put; undefined when nothing changes. */
-  private async subjectUpdate(
-    tenant: string,
-    userRef: string,
-    sessions: string[],
-  ): Promise<readonly [string, Buffer] | undefined> {
-    const key = subjectKey(tenant, userRef);
-    const index = (await getRecord<SubjectIndex>(this.store, key)) ?? { v: 1 as const, sessions: [] };
-    const before = index.sessions.length;
-    for (const session of sessions) if (!index.sessions.includes(session)) index.sessions.push(session);
-    return index.sessions.length === before ? undefined : [key, encodeRecord(index)];
-  }
-
-  /** Data keys of sessions about to be written: loaded, or created and stored (in one group commit). */
-  private async prepareKeys(kek: KeyEncryptionKey, refs: readonly string[]): Promise<DataKey[]> {
-    const created: Array<readonly [string, Buffer]> = [];
-    const keys = await Promise.all(
-      refs.map(async (ref) => {
-        const existing = await this.sessionKey(kek, ref);
-        if (existing !== undefined) return existing;
-        const key = newDataKey();
-        const record: KeyRecord = { ...wrapDataKey(kek, key, ref), session: ref };
-        created.push([keyRecordKey(kek.tenant, ref), encodeRecord(record)]);
-        return key;
-      }),
-    );
-    await this.store.putMany(created);
-    refs.forEach((ref, index) => this.cacheKey(kek, ref, keys[index]!));
-    return keys;
   }
 
   private cacheKey(kek: KeyEncryptionKey, sessionRef: string, key: DataKey): void {
@@ -296,7 +327,11 @@ export class Archive {
   /** A session's catalog; NotFoundError when the archive has nothing of it. */
   async catalog(tenant: string, sessionId: string): Promise<{ ref: string; catalog: SessionCatalog }> {
     const ref = reference(tenant, "session", sessionId);
-    const catalog = await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref));
+    const pending = (await (await this.pendingFor(tenant)).session(ref))?.catalog;
+    const catalog =
+      pending === undefined
+        ? await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref))
+        : { ...pending, users: [...pending.users], entries: [...pending.entries] };
     if (catalog === undefined || catalog.entries.length === 0) {
       throw new NotFoundError(`session "${sessionId}" is not in tenant "${tenant}"'s archive`);
     }
@@ -332,8 +367,8 @@ export class Archive {
         // Compaction may have moved the session (new catalog, old sections cut) between
         // reading the catalog and an object: read again from the new catalog.
         if (!(error instanceof MovedWhileReadingError) || attempt >= 3) throw error;
-        const current = await getRecord<SessionCatalog>(this.store, catalogKey(tenant, ref));
-        if (JSON.stringify(current) === JSON.stringify(catalog)) throw error;
+        const current = await this.catalog(tenant, sessionId).catch(() => undefined);
+        if (JSON.stringify(current?.catalog) === JSON.stringify(catalog)) throw error;
       }
     }
   }
@@ -421,6 +456,7 @@ export class Archive {
       throw new InvalidEventError(`tenant: "${tenant}" is not a tenant name (a DNS label)`);
     }
     for (const name of tenant === undefined ? await this.tenants() : [tenant]) {
+      await this.withTenantLock(name, () => this.foldPending(name));
       for (const sessionId of await this.sessionIds(name)) {
         let events: ArchivedEvent[];
         try {

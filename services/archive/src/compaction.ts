@@ -142,6 +142,8 @@ export async function compactFragmentedSessions(
   idleMs: number,
 ): Promise<CompactionResult> {
   const result: CompactionResult = { sessions: 0, sectionsMerged: 0, objectsDeleted: 0, objectsRewritten: 0 };
+  // Each pass also folds manifests of tenants that went quiet.
+  await archive.foldAll();
   const byTenant = new Map<string, string[]>();
   for (const [id, lastWrite] of archive.fragmented) {
     if (archive.clock() - lastWrite < idleMs) continue;
@@ -150,6 +152,7 @@ export async function compactFragmentedSessions(
   }
   for (const [tenant, candidates] of byTenant) {
     await archive.withTenantLock(tenant, async () => {
+      await archive.foldPending(tenant);
       // A write since the listing makes a session busy again: leave it for a later pass.
       const due = new Map<string, number>();
       for (const sessionId of candidates) {

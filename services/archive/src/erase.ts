@@ -139,6 +139,8 @@ export async function erase(
     throw new InvalidEventError(`target.${target.kind}_id: must be 1-256 characters`);
   }
   return archive.withTenantLock(tenant, async () => {
+    // Sessions only in manifests get their catalogs, keys and subject indexes first.
+    await archive.foldPending(tenant);
     let sessions: string[];
     if (target.kind === "session") {
       sessions = [target.sessionId];

@@ -107,7 +107,16 @@ test("on MinIO: same layout, identical round trip, duplicates collapse, tamperin
   const read = await getSession(h, "acme", "s3-session");
   assert.deepEqual(read.events, [...session].sort((a, b) => a.seq - b.seq).map(encodeStored));
 
+  // Acknowledged batches are data objects plus one manifest each, until folded into records.
+  const unfolded = await objectKeys(bucket);
+  assert.equal(
+    unfolded.filter((key) => /^tenants\/acme\/manifests\/[0-9a-z]+-[0-9a-f]+\.json$/.test(key)).length,
+    1,
+  );
+  assert.equal(unfolded.filter((key) => key.startsWith("tenants/acme/sessions/")).length, 0);
+  await h.server.fold();
   const keys = await objectKeys(bucket);
+  assert.equal(keys.filter((key) => key.startsWith("tenants/acme/manifests/")).length, 0);
   const objects = keys.filter((key) => key.startsWith("tenants/acme/objects/"));
   assert.equal(objects.length, 1);
   assert.match(objects[0]!, /^tenants\/acme\/objects\/\d{4}\/\d{2}\/\d{2}\/[0-9a-z]+-[0-9a-f]+\.sta$/);

@@ -35,6 +35,8 @@ export interface ArchiveServer {
   sweep(): Promise<SweepResult>;
   /** Compacts sessions written in several batches that have been idle for --compact-idle-seconds. */
   compact(): Promise<CompactionResult>;
+  /** Folds every batch manifest into the per-session records now (else done every 32 batches / 5 s). */
+  fold(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -210,6 +212,7 @@ export async function startArchiveServer(
     store,
     sweep,
     compact,
+    fold: () => archive.foldAll(),
     close() {
       closing ??= (async () => {
         draining = true;
@@ -218,6 +221,9 @@ export async function startArchiveServer(
         await grpc.shutdown(config.shutdownGraceMs);
         await sweeping;
         await compacting;
+        await archive.foldAll().catch((error: unknown) => {
+          logger.warn({ err: error }, "folding manifests at shutdown failed; the next start folds them");
+        });
         await rawStore.close();
         await http.close();
         logger.info("archive stopped");

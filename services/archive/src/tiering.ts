@@ -33,6 +33,7 @@ export async function sweepLocalStore(
     const { coldAfterDays, retentionDays } = policies.forTenant(tenant);
     if (coldAfterDays === 0 && retentionDays === 0) continue;
     await archive.withTenantLock(tenant, async () => {
+      await archive.foldPending(tenant);
       const expired = (lastModified: Date): boolean =>
         retentionDays > 0 && now - lastModified.getTime() >= retentionDays * DAY_MS;
       for (const info of await store.list(objectsPrefix(tenant))) {

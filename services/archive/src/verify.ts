@@ -94,6 +94,7 @@ export async function verify(
       await checkSections(objectKey, object, sections);
     }
   } else {
+    await archive.withTenantLock(tenant, () => archive.foldPending(tenant));
     const objects = await archive.store.list(objectsPrefix(tenant));
     const listed = new Set(objects.map((info) => info.key));
     for (const info of objects) {

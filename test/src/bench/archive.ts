@@ -358,8 +358,9 @@ async function startBenchArchive(minio?: MinioServer): Promise<BenchArchive> {
  * patterns, each on a fresh archive:
  * - backlog (the shipper catching up; 50 conversations in flight): MB/s of encoded
  *   StoredEvents, and the stored ratio;
- * - live (500 conversations in flight, so ~2 events of a session per batch): the ratio as
- *   written, and at rest after the idle sessions are compacted (`archive.compression_ratio`).
+ * - live (500 conversations in flight, so ~2 events of a session per batch): MB/s, the
+ *   ratio as written, and at rest after the idle sessions are compacted
+ *   (`archive.compression_ratio`).
  */
 export async function measureArchive(options: { sessions?: number } = {}): Promise<Record<string, number>> {
   const sessions = options.sessions ?? 2000;
@@ -395,7 +396,11 @@ export async function measureArchive(options: { sessions?: number } = {}): Promi
   try {
     const events = arrivalOrder(chatStoredEvents(Math.round(sessions / 2), 5), 500);
     const rawBytes = events.reduce((sum, event) => sum + event.length, 0);
+    const started = process.hrtime.bigint();
     for (const batch of chunk(events, 1000)) await live.write(batch);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    results["archive.write_mb_per_s_live"] = round(rawBytes / 1e6 / seconds);
+    results["archive.write_events_per_s_live"] = Math.round(events.length / seconds);
     results["archive.compression_ratio_as_written_live"] = round(rawBytes / live.objectBytes());
     live.advanceClock(11 * 60 * 1000); // past --compact-idle-seconds
     const compacted = await live.server.compact();
