@@ -77,6 +77,8 @@ export interface ControllerOptions {
 }
 
 const SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
+/** How long a reconcile waits for the watch to deliver its own writes before going on anyway. */
+const CACHE_WAIT_MS = 2_000;
 const objectKey = (kind: string, namespace: string | undefined, name: string | undefined) =>
   `${kind}/${namespace ?? ""}/${name ?? ""}`;
 const storeKey = (object: KubeObject) => `${object.metadata.namespace ?? ""}/${object.metadata.name ?? ""}`;
@@ -93,6 +95,8 @@ export class SessionStoreController {
   private readonly lastApplied = new Map<string, string>();
   private readonly lastAnalysis = new Map<string, number>();
   private readonly windowFailures = new Map<string, number>();
+  /** Owned objects to compare with a dry-run apply at their next reconcile (after a periodic relist). */
+  private readonly verify = new Set<string>();
   private readonly logger: Logger;
   private readonly podMetrics: PodMetrics;
   private readonly stages: CaptureStagePlanner;
@@ -150,7 +154,14 @@ export class SessionStoreController {
     watch("v1", "Pod", SELECTOR, () => undefined);
     this.podMetrics = new PodMetrics(this.informer("Pod"), options.scrapeTimeoutMs ?? 2000);
     this.stages = new CaptureStagePlanner(this.podMetrics, options.analysisIntervalMs);
-    this.history = new RevisionHistory(options.client);
+    this.history = new RevisionHistory(options.client, (revision) =>
+      this.informer("ControllerRevision").waitForVersion(
+        revision.metadata.namespace,
+        revision.metadata.name ?? "",
+        revision.metadata.resourceVersion ?? "",
+        CACHE_WAIT_MS,
+      ),
+    );
     this.secrets = new GeneratedSecrets(options.client, this.informer("Secret"), options.logger);
     this.status = new StatusWriter(options.client, options.logger);
   }
@@ -210,10 +221,12 @@ export class SessionStoreController {
     const id = objectKey(object.kind, object.metadata.namespace, object.metadata.name);
     // A delete, or a periodic relist, makes the next reconcile compare against the live object.
     if (type === "deleted" || type === "resync") this.lastApplied.delete(id);
+    // A periodic relist re-checks the live object against what the operator would apply.
+    if (type === "resync") this.verify.add(id);
     const owner = object.metadata.ownerReferences?.find(
       (ref) => ref.controller === true && ref.kind === "SessionStore",
     );
-    if (owner !== undefined && type !== "resync") {
+    if (owner !== undefined) {
       this.queue.add(`${object.metadata.namespace ?? ""}/${owner.name}`);
     }
   }
@@ -424,13 +437,22 @@ export class SessionStoreController {
       ...(state.lastRollback === undefined ? {} : { lastRollback: state.lastRollback }),
       components,
     };
-    await this.status.write(
+    const written = await this.status.write(
       store,
       next,
       this.conditions(state, components, spec, tenantsProblem),
       state.events,
       now,
     );
+    // The next reconcile of this key must see this status (the rollout's state), not the one before.
+    if (written?.metadata.resourceVersion !== undefined) {
+      await this.informer("SessionStore").waitForVersion(
+        namespace,
+        name,
+        written.metadata.resourceVersion,
+        CACHE_WAIT_MS,
+      );
+    }
     await this.history.prune(revisions, spec.rollout.revisionHistoryLimit, [state.stable, state.target]);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
@@ -537,17 +559,31 @@ export class SessionStoreController {
     return [ready, progressing, degraded, rolledBack];
   }
 
+  /** True when applying `object` would change `live` (someone edited a field the operator owns). */
+  private async drifted(object: KubeObject, live: KubeObject): Promise<boolean> {
+    const wouldBe = await this.options.client.applyDryRun(object);
+    const content = (value: KubeObject) =>
+      JSON.stringify([value["spec"], value["data"], value.metadata.labels, value.metadata.annotations]);
+    const drift = content(wouldBe) !== content(live);
+    if (drift)
+      this.logger.info({ kind: object.kind, name: object.metadata.name }, "drift found; re-applying");
+    return drift;
+  }
+
   /** Server-side applies `object` unless the live object already carries the same rendered hash. */
   private async ensureApplied(object: KubeObject): Promise<boolean> {
     const stamped = withAppliedHash(object);
     const hash = stamped.metadata.annotations?.[APPLIED_HASH_ANNOTATION] ?? "";
     const id = objectKey(object.kind, object.metadata.namespace, object.metadata.name);
     const live = this.informers[object.kind]?.get(object.metadata.namespace, object.metadata.name ?? "");
-    if (live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] === hash || this.lastApplied.get(id) === hash) {
+    const unchanged =
+      live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] === hash || this.lastApplied.get(id) === hash;
+    if (unchanged && !(this.verify.delete(id) && live !== undefined && (await this.drifted(stamped, live)))) {
       return false;
     }
     await this.options.client.apply(stamped);
     this.lastApplied.set(id, hash);
+    this.verify.delete(id);
     this.logger.debug({ kind: object.kind, name: object.metadata.name }, "applied");
     return true;
   }

@@ -438,8 +438,13 @@ test("the sessiontrack-operator binary runs with a kubeconfig, serves /metrics a
     "reconciled by the binary",
     async () => (await getStore(admin, namespace, "st")).status?.observedGeneration === 1,
   );
-  const text = await (await fetch(`http://${metrics}/metrics`)).text();
-  assert.match(text, /sessiontrack_operator_reconcile_duration_seconds_count\{result="ok"\} [1-9]/);
+  // The reconcile is timed until its Events are recorded, a little after the status is visible.
+  const text = await waitFor("a timed reconcile on /metrics", async () => {
+    const body = await (await fetch(`http://${metrics}/metrics`)).text();
+    return /sessiontrack_operator_reconcile_duration_seconds_count\{result="ok"\} [1-9]/.test(body)
+      ? body
+      : undefined;
+  });
   assert.match(text, /sessiontrack_operator_leader 1/);
   assert.match(text, /sessiontrack_operator_informer_relists\{kind="SessionStore",cause="initial"\} [1-9]/);
   assert.equal((await fetch(`http://${metrics}/healthz`)).status, 200);

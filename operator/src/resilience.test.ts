@@ -229,3 +229,49 @@ test("with two operators only the leader writes; the follower takes over when th
   });
   assert.ok((writes["second"]?.length ?? 0) > 0, "the new leader wrote");
 });
+
+test("drift is found at the periodic relist by a dry-run apply and corrected; no drift means no write", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "drift");
+  const operator = await startTestOperator(cluster, namespace, { "resync-ms": "1500" });
+  t.after(() => operator.close());
+  await createStore(admin, namespace, "st", {});
+  const stsRef = { apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "st-ingest" };
+  await waitFor("ingest StatefulSet", () => admin.get(stsRef));
+  await waitFor(
+    "settled",
+    async () => (await getStore(admin, namespace, "st")).status?.observedGeneration === 1,
+  );
+  await operator.controller.idle(); // the first reconcile's Events are recorded after its status
+
+  const writes: WriteRecord[] = [];
+  const unsubscribe = operator.client.onWrite((write) => writes.push(write));
+  await new Promise((r) => setTimeout(r, 3500)); // two periodic relists
+  unsubscribe();
+  assert.deepEqual(writes, [], "relists without drift write nothing");
+
+  // Someone scales ingest by hand and edits the capture config: the operator puts both back.
+  await admin.mergePatch(stsRef, { spec: { replicas: 0 } });
+  await admin.mergePatch(
+    { apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" },
+    { data: { "capture.yaml": "enabled: false\n" } },
+  );
+  await waitFor(
+    "replicas restored",
+    async () => ((await admin.get(stsRef))?.["spec"] as { replicas: number }).replicas === 2,
+    10_000,
+  );
+  await waitFor(
+    "capture config restored",
+    async () => {
+      const configMap = await admin.get({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        namespace,
+        name: "st-capture",
+      });
+      return /enabled: true/.test((configMap?.["data"] as Record<string, string>)["capture.yaml"] ?? "");
+    },
+    10_000,
+  );
+});

@@ -17,12 +17,21 @@ const refOf = (revision: ControllerRevision) => ({
 
 /** Writes to the ControllerRevisions that record a SessionStore's image sets. */
 export class RevisionHistory {
-  constructor(private readonly client: KubeClient) {}
+  constructor(
+    private readonly client: KubeClient,
+    /** Called with every revision written, so the caller can wait for its cache to catch up. */
+    private readonly written: (revision: ControllerRevision) => Promise<unknown> = () => Promise.resolve(),
+  ) {}
+
+  private async settled(revision: ControllerRevision): Promise<ControllerRevision> {
+    await this.written(revision);
+    return revision;
+  }
 
   /** Creates `revision`; one created meanwhile (409) is read back instead. */
   async create(revision: ControllerRevision): Promise<ControllerRevision> {
     try {
-      return await this.client.create<ControllerRevision>(revision);
+      return await this.settled(await this.client.create<ControllerRevision>(revision));
     } catch (error) {
       if (!isStatus(error, 409)) throw error;
       const existing = await this.client.get<ControllerRevision>(refOf(revision));
@@ -32,7 +41,7 @@ export class RevisionHistory {
   }
 
   /** Marks a revision bad (with a condition reason `code` and a message) or clears the mark. */
-  mark(
+  async mark(
     revision: ControllerRevision,
     verdict: "bad" | "good",
     code: string,
@@ -50,7 +59,9 @@ export class RevisionHistory {
             [REVISION_CODE_ANNOTATION]: null,
             [REVISION_REASON_ANNOTATION]: null,
           };
-    return this.client.mergePatch<ControllerRevision>(refOf(revision), { metadata: { annotations } });
+    return this.settled(
+      await this.client.mergePatch<ControllerRevision>(refOf(revision), { metadata: { annotations } }),
+    );
   }
 
   /** Records on a revision when it was promoted and which stable revision it replaced (for the rollback window). */

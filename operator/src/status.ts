@@ -89,17 +89,18 @@ export class StatusWriter {
     desired: readonly DesiredCondition[],
     events: readonly EventNote[],
     now: Date,
-  ): Promise<void> {
+  ): Promise<SessionStore | undefined> {
     const previous = store.status ?? {};
     const generation = store.metadata.generation ?? 0;
     const { conditions, transitions } = settleConditions(previous.conditions, desired, generation, now);
     const status: SessionStoreStatus = { ...next, phase: phaseOf(conditions), conditions };
+    let written: SessionStore | undefined;
     if (JSON.stringify(sortKeys(status)) !== JSON.stringify(sortKeys(previous))) {
       const patch: Record<string, unknown> = { ...status };
       // Merge patch: absent fields would be kept, so cleared ones are sent as null.
       for (const field of ["canary", "lastRollback"] as const)
         if (status[field] === undefined) patch[field] = null;
-      await this.client.mergePatch(
+      written = await this.client.mergePatch<SessionStore>(
         {
           apiVersion: store.apiVersion,
           kind: "SessionStore",
@@ -132,6 +133,7 @@ export class StatusWriter {
         this.logger.warn({ err: error, reason: note.reason }, "recording an event failed");
       }
     }
+    return written;
   }
 }
 

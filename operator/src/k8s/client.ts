@@ -137,6 +137,21 @@ export class KubeClient {
     return result;
   }
 
+  /**
+   * What {@link apply} would store, without storing it (`dryRun=All`): how the operator
+   * notices drift, a field someone changed behind its back, without writing.
+   */
+  async applyDryRun<T extends KubeObject = KubeObject>(object: KubeObject): Promise<T> {
+    const { name = "", namespace } = object.metadata;
+    return this.request<T>({
+      method: "PATCH",
+      path: resourcePath(object.apiVersion, object.kind, namespace, name),
+      query: { fieldManager: FIELD_MANAGER, force: true, dryRun: "All" },
+      body: object,
+      contentType: "application/apply-patch+yaml",
+    });
+  }
+
   /** Creates an object; KubeApiError 409 when it exists. */
   async create<T extends KubeObject = KubeObject>(
     object: KubeObject,

@@ -41,6 +41,11 @@ export class Informer {
   private synced = false;
   private generation = 0;
   private failures = 0;
+  private readonly waiters = new Set<{
+    id: string;
+    resourceVersion: string;
+    resolve: (seen: boolean) => void;
+  }>();
   /** Relists done so far, by cause (for metrics and tests). */
   readonly relists = { initial: 0, gone: 0, silent: 0, periodic: 0, error: 0 };
 
@@ -80,6 +85,7 @@ export class Informer {
   /** Stops watching; the cache stays readable. */
   stop(): void {
     this.running = false;
+    for (const waiter of this.waiters) waiter.resolve(false);
     this.generation += 1;
     clearInterval(this.resyncTimer);
     clearTimeout(this.watchdog);
@@ -95,6 +101,42 @@ export class Informer {
   /** The cached object, if any. */
   get(namespace: string | undefined, name: string): KubeObject | undefined {
     return this.cache.get(`${namespace ?? ""}/${name}`);
+  }
+
+  /**
+   * Resolves true once the cache holds `resourceVersion` of the object (or a later event of
+   * it), false after `timeoutMs`. A controller that just wrote an object waits for this, so
+   * its next reconcile never acts on the version before its own write.
+   */
+  waitForVersion(
+    namespace: string | undefined,
+    name: string,
+    resourceVersion: string,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    const id = `${namespace ?? ""}/${name}`;
+    if (this.cache.get(id)?.metadata.resourceVersion === resourceVersion) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        id,
+        resourceVersion,
+        resolve: (seen: boolean) => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve(seen);
+        },
+      };
+      const timer = setTimeout(() => waiter.resolve(false), timeoutMs);
+      timer.unref();
+      this.waiters.add(waiter);
+    });
+  }
+
+  private settle(id: string, object: KubeObject): void {
+    for (const waiter of this.waiters) {
+      if (waiter.id === id && waiter.resourceVersion === object.metadata.resourceVersion)
+        waiter.resolve(true);
+    }
   }
 
   /** Every cached object. */
@@ -141,6 +183,7 @@ export class Informer {
       seen.add(id);
       const previous = this.cache.get(id);
       this.cache.set(id, item);
+      this.settle(id, item);
       if (previous === undefined) this.handler("added", item);
       else if (previous.metadata.resourceVersion !== item.metadata.resourceVersion)
         this.handler("modified", item);
@@ -196,6 +239,7 @@ export class Informer {
         } else {
           const existed = this.cache.has(id);
           this.cache.set(id, event.object);
+          this.settle(id, event.object);
           this.handler(existed ? "modified" : "added", event.object);
         }
       },
