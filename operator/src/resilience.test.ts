@@ -40,7 +40,19 @@ test("the kill switch reaches a real ingest's WatchConfig stream through the pub
   const namespace = await createNamespace(admin, "kill");
   const operator = await startTestOperator(cluster, namespace);
   t.after(() => operator.close());
-  await createStore(admin, namespace, "st", {});
+  // Stages, a tenant stage and tenant opt-out: the published file carries fields today's ingest
+  // does not know (tenantCohorts, optOut.tenantIds); a real ingest must still accept it.
+  await createStore(admin, namespace, "st", {
+    capture: {
+      sampleRate: 0,
+      stages: [
+        { name: "internal", selector: { userGroups: ["bot-team"] } },
+        { name: "acme", selector: { tenants: ["acme"], percentage: 50 } },
+      ],
+      currentStage: "acme",
+      optOut: { users: ["user-4711"], bots: ["legal-assistant"], tenants: ["globex"] },
+    },
+  });
   const readCapture = async () => {
     const configMap = await admin.get({ apiVersion: "v1", kind: "ConfigMap", namespace, name: "st-capture" });
     return (configMap?.["data"] as Record<string, string> | undefined)?.["capture.yaml"];
@@ -119,7 +131,17 @@ test("the kill switch reaches a real ingest's WatchConfig stream through the pub
   stream.on("error", () => undefined);
   t.after(() => stream.cancel());
   await waitFor("first WatchConfig message", () => received.length > 0);
-  assert.equal(received[0]?.config?.enabled, true);
+  const first = received[0]?.config;
+  assert.equal(first?.enabled, true);
+  assert.equal(first?.stage, "acme");
+  assert.equal(first?.sampleRate, 0);
+  assert.deepEqual(
+    first?.cohorts.map((cohort) => cohort.name),
+    ["internal"],
+    "the tenant stage is not a plain cohort",
+  );
+  assert.deepEqual(first?.optOut?.userIds, ["user-4711"]);
+  assert.deepEqual(first?.optOut?.botIds, ["legal-assistant"]);
 
   const flippedAt = Date.now();
   await admin.mergePatch(storeRef(namespace, "st"), { spec: { capture: { enabled: false } } });
