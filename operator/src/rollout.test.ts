@@ -249,6 +249,50 @@ test("a promoted revision that breaches within the rollback window is rolled bac
   assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
 });
 
+test("an ingest canary (a StatefulSet) whose p95 ack latency rises too far is rolled back", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "ingestcanary");
+  const operator = await startTestOperator(cluster, namespace);
+  t.after(() => operator.close());
+  const stable = await startMetricsEndpoint(ingestMetrics(1000, 0, 4));
+  const canary = await startMetricsEndpoint(ingestMetrics(100, 0, 4));
+  t.after(() => stable.close());
+  t.after(() => canary.close());
+  await createStore(admin, namespace, "st", { ingest: { image: OLD }, rollout: { failureLimit: 2 } });
+  await waitFor(
+    "stable revision",
+    async () => (await getStore(admin, namespace, "st")).status?.stableRevision,
+  );
+  await createFakePod(admin, namespace, "st", "ingest", "stable", stable.url);
+  await createFakePod(admin, namespace, "st", "ingest", "canary", canary.url);
+  await admin.mergePatch(storeRef(namespace, "st"), { spec: { ingest: { image: NEW } } });
+  const sts = await waitFor("ingest canary StatefulSet", () =>
+    admin.get({ apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "st-ingest-canary" }),
+  );
+  const spec = sts["spec"] as {
+    replicas: number;
+    volumeClaimTemplates: unknown[];
+    template: { spec: { containers: { image: string }[] } };
+  };
+  assert.equal(spec.template.spec.containers[0]?.image, NEW);
+  assert.equal(spec.replicas, 1, "10% of 2 replicas, at least one");
+  assert.equal(spec.volumeClaimTemplates.length, 1, "the canary keeps its WAL on a volume too");
+  assert.ok(await admin.get({ apiVersion: "v1", kind: "Service", namespace, name: "st-ingest-canary" }));
+  canary.set(ingestMetrics(100, 0, 40)); // p95 ~10x the stable one
+  const rolledBack = await waitFor("rollback on latency", async () => {
+    const store = await getStore(admin, namespace, "st");
+    return condition(store, "RolledBack")?.status === "True" ? store : undefined;
+  });
+  assert.match(condition(rolledBack, "RolledBack")?.message ?? "", /ingest: p95 latency .* above stable/);
+  const after = await admin.get({
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    namespace,
+    name: "st-ingest-canary",
+  });
+  assert.equal((after?.["spec"] as { replicas: number }).replicas, 0);
+});
+
 test("the pause annotation holds a healthy canary; the abort patch stops the rollout", async (t) => {
   const { admin } = cluster;
   const { namespace, canaryMetrics, oldRevision } = await setUp(t, "abort", {
