@@ -14,9 +14,9 @@ export interface CanaryRoute {
 
 /**
  * The capture-config document ingest reads (services/ingest capture-config.ts: enabled,
- * sampleRate, stage, cohorts, optOut.userIds/botIds). Fields ingest does not know yet
- * (tenant selectors, tenant opt-out, canary routing) ride along under their own keys and
- * are ignored by today's ingest, which strips unknown keys.
+ * sampleRate, stage, cohorts, optOut, tenantCohorts). Ingest resolves tenant opt-out and
+ * tenant cohorts per watcher from its API key; the canary route rides along and is not
+ * acted on yet (ingest strips unknown keys).
  */
 export interface CaptureDocument {
   enabled: boolean;

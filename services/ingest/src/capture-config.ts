@@ -24,9 +24,47 @@ const fileSchema = z.object({
     )
     .default([]),
   optOut: z
-    .object({ userIds: z.array(z.string()).default([]), botIds: z.array(z.string()).default([]) })
-    .default({ userIds: [], botIds: [] }),
+    .object({
+      userIds: z.array(z.string()).default([]),
+      botIds: z.array(z.string()).default([]),
+      tenantIds: z.array(z.string()).default([]),
+    })
+    .default({ userIds: [], botIds: [], tenantIds: [] }),
+  // Stages that select by tenant: ingest resolves them per watcher, from its API key's tenant.
+  tenantCohorts: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        tenants: z.array(z.string().min(1)).min(1, "a tenant cohort names at least one tenant"),
+        botIds: z.array(z.string()).default([]),
+        userGroups: z.array(z.string()).default([]),
+        sampleRate: rate,
+      }),
+    )
+    .default([]),
 });
+
+/** The per-tenant part of a capture-config file, applied by ingest to each watcher. */
+export interface TenantCaptureRules {
+  /** Tenants never captured: wins over every stage and cohort. */
+  optOutTenants: readonly string[];
+  /** Cohort rules that apply only to watchers of the listed tenants, ahead of the others. */
+  tenantCohorts: ReadonlyArray<{
+    name: string;
+    tenants: readonly string[];
+    botIds: string[];
+    userGroups: string[];
+    sampleRate: number;
+  }>;
+}
+
+/** A parsed capture-config file: what every watcher is sent, plus the per-tenant rules. */
+export interface CaptureFile {
+  config: CaptureConfig;
+  tenantRules: TenantCaptureRules;
+}
+
+const NO_TENANT_RULES: TenantCaptureRules = { optOutTenants: [], tenantCohorts: [] };
 
 const POLL_MS = 250;
 
@@ -42,6 +80,11 @@ export const DEFAULT_CAPTURE_CONFIG: CaptureConfig = {
 
 /** Parses a capture-config file's text (YAML or JSON); ConfigError names the file and field. */
 export function parseCaptureConfig(text: string, path: string): CaptureConfig {
+  return parseCaptureFile(text, path).config;
+}
+
+/** Parses a capture-config file including its per-tenant rules. */
+export function parseCaptureFile(text: string, path: string): CaptureFile {
   let document: unknown;
   try {
     document = parseYaml(text) ?? {};
@@ -56,7 +99,34 @@ export function parseCaptureConfig(text: string, path: string): CaptureConfig {
     throw new ConfigError(`capture config ${path} is invalid:\n  ${problems.join("\n  ")}`);
   }
   const revision = createHash("sha256").update(text).digest("hex").slice(0, 12);
-  return { revision, ...parsed.data };
+  const { optOut, tenantCohorts, ...rest } = parsed.data;
+  return {
+    config: { revision, ...rest, optOut: { userIds: optOut.userIds, botIds: optOut.botIds } },
+    tenantRules: { optOutTenants: optOut.tenantIds, tenantCohorts },
+  };
+}
+
+/**
+ * The configuration one watcher is sent: its tenant or its bot opted out turns capture off
+ * outright; cohorts of stages that select its tenant come first.
+ */
+export function captureConfigFor(
+  config: CaptureConfig,
+  rules: TenantCaptureRules,
+  tenant: string,
+  botId: string,
+): CaptureConfig {
+  if (rules.optOutTenants.includes(tenant)) return { ...config, enabled: false };
+  if (botId !== "" && config.optOut?.botIds.includes(botId) === true) return { ...config, enabled: false };
+  const mine = rules.tenantCohorts.filter((cohort) => cohort.tenants.includes(tenant));
+  if (mine.length === 0) return config;
+  const cohorts = mine.map(({ name, botIds, userGroups, sampleRate }) => ({
+    name,
+    botIds,
+    userGroups,
+    sampleRate,
+  }));
+  return { ...config, cohorts: [...cohorts, ...config.cohorts] };
 }
 
 type Listener = (config: CaptureConfig) => void;
@@ -68,6 +138,7 @@ type Listener = (config: CaptureConfig) => void;
  */
 export class CaptureConfigSource {
   private current: CaptureConfig;
+  private currentTenantRules: TenantCaptureRules = NO_TENANT_RULES;
   private readonly listeners = new Set<Listener>();
   private timer: NodeJS.Timeout | undefined;
   private lastSignature = "";
@@ -79,7 +150,9 @@ export class CaptureConfigSource {
     this.current = DEFAULT_CAPTURE_CONFIG;
     if (path !== undefined) {
       // A bad file at start-up is a configuration error: fail fast, naming it.
-      this.current = parseCaptureConfig(readFileSync(path, "utf8"), path);
+      const file = parseCaptureFile(readFileSync(path, "utf8"), path);
+      this.current = file.config;
+      this.currentTenantRules = file.tenantRules;
       this.lastSignature = this.signature() ?? "";
       this.timer = setInterval(() => this.poll(), POLL_MS);
       this.timer.unref();
@@ -89,6 +162,11 @@ export class CaptureConfigSource {
   /** The configuration in force. */
   get config(): CaptureConfig {
     return this.current;
+  }
+
+  /** The per-tenant rules in force, updated together with {@link config}. */
+  get tenantRules(): TenantCaptureRules {
+    return this.currentTenantRules;
   }
 
   /** Calls `listener` with every new configuration; returns the unsubscribe function. */
@@ -131,9 +209,9 @@ export class CaptureConfigSource {
     }
     if (signature === this.lastSignature) return;
     this.lastSignature = signature;
-    let next: CaptureConfig;
+    let file: CaptureFile;
     try {
-      next = parseCaptureConfig(readFileSync(this.path!, "utf8"), this.path!);
+      file = parseCaptureFile(readFileSync(this.path!, "utf8"), this.path!);
     } catch (error) {
       this.logger.error(
         { err: error, path: this.path },
@@ -141,8 +219,10 @@ export class CaptureConfigSource {
       );
       return;
     }
+    const next = file.config;
     if (next.revision === this.current.revision) return;
     this.current = next;
+    this.currentTenantRules = file.tenantRules;
     this.logger.info(
       { revision: next.revision, enabled: next.enabled, stage: next.stage },
       "capture config changed",

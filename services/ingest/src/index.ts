@@ -9,4 +9,12 @@ export {
   type Role,
   type TenantEntry,
 } from "@sessiontrack/runtime";
-export { CaptureConfigSource, DEFAULT_CAPTURE_CONFIG, parseCaptureConfig } from "./capture-config.js";
+export {
+  CaptureConfigSource,
+  captureConfigFor,
+  DEFAULT_CAPTURE_CONFIG,
+  parseCaptureConfig,
+  parseCaptureFile,
+  type CaptureFile,
+  type TenantCaptureRules,
+} from "./capture-config.js";

@@ -11,7 +11,7 @@ import {
 import { toGrpcError, type Logger, type Principal, type TenantDirectory } from "@sessiontrack/runtime";
 import type { WalRecordInput, WriteAheadLog } from "@sessiontrack/wal";
 
-import type { CaptureConfigSource } from "./capture-config.js";
+import { captureConfigFor, type CaptureConfigSource } from "./capture-config.js";
 import { decodeBatchEnvelope, decodeEvent, type RawBatch } from "./decode.js";
 import { encodeStoredEvent } from "./stored-event.js";
 import type { IngestMetrics } from "./metrics.js";
@@ -55,14 +55,6 @@ export const RawIngestServiceDefinition = {
 
 function codeName(code: grpc.status): string {
   return grpc.status[code] ?? String(code);
-}
-
-/** The configuration a watcher sees: opt-outs for its own bot turn capture off outright. */
-function configFor(config: CaptureConfig, request: WatchConfigRequest): CaptureConfig {
-  if (request.botId !== "" && config.optOut?.botIds.includes(request.botId) === true) {
-    return { ...config, enabled: false };
-  }
-  return config;
 }
 
 /**
@@ -293,15 +285,17 @@ export class IngestService {
   }
 
   private watchConfig(call: grpc.ServerWritableStream<WatchConfigRequest, WatchConfigResponse>): void {
+    let principal: Principal;
     try {
-      this.authorize(call, ["ingest", "read", "admin"]);
+      principal = this.authorize(call, ["ingest", "read", "admin"]);
     } catch (error) {
       call.emit("error", this.fail(error));
       return;
     }
     const { captureConfig, metrics } = this.deps;
     const send = (config: CaptureConfig): void => {
-      call.write({ config: configFor(config, call.request) });
+      const view = captureConfigFor(config, captureConfig.tenantRules, principal.tenant, call.request.botId);
+      call.write({ config: view });
     };
     let closed = false;
     const unsubscribe = captureConfig.subscribe(send);

@@ -22,6 +22,7 @@ import {
   startHarness,
   validEvent,
 } from "./test-harness.js";
+import { captureConfigFor, parseCaptureFile } from "./capture-config.js";
 
 const collect = (
   call: grpc.ClientDuplexStream<Buffer, Buffer>,
@@ -145,6 +146,55 @@ test("WatchConfig sends the configuration at once and every change within 2 s", 
   writeFileSync(h.captureConfigFile, "enabled: true\noptOut:\n  botIds: [support-bot]\n");
   const optedOut = await next();
   assert.equal(optedOut.config?.enabled, false, "a bot on the opt-out list is told capture is off");
+
+  // Stages and opt-outs by tenant are resolved from the watcher's API key.
+  writeFileSync(
+    h.captureConfigFile,
+    "sampleRate: 0\ntenantCohorts:\n  - { name: internal, tenants: [acme], sampleRate: 1 }\n",
+  );
+  const staged = await next();
+  assert.equal(staged.config?.enabled, true);
+  assert.deepEqual(staged.config?.cohorts, [{ name: "internal", botIds: [], userGroups: [], sampleRate: 1 }]);
+  writeFileSync(
+    h.captureConfigFile,
+    "tenantCohorts:\n  - { name: internal, tenants: [acme], sampleRate: 1 }\noptOut:\n  tenantIds: [acme]\n",
+  );
+  const tenantOptedOut = await next();
+  assert.equal(tenantOptedOut.config?.enabled, false, "a tenant's opt-out wins over its stage");
+});
+
+test("captureConfigFor: tenant opt-out wins, tenant cohorts apply to their tenants only and come first", () => {
+  const file = parseCaptureFile(
+    [
+      "sampleRate: 0.1",
+      "cohorts:",
+      "  - { name: beta-bots, botIds: [beta], sampleRate: 0.5 }",
+      "tenantCohorts:",
+      "  - { name: internal, tenants: [acme, initech], sampleRate: 1 }",
+      "optOut:",
+      "  tenantIds: [globex]",
+      "  userIds: [u-1]",
+    ].join("\n"),
+    "capture.yaml",
+  );
+  const acme = captureConfigFor(file.config, file.tenantRules, "acme", "support-bot");
+  assert.equal(acme.enabled, true);
+  assert.deepEqual(
+    acme.cohorts.map((cohort) => cohort.name),
+    ["internal", "beta-bots"],
+  );
+  const other = captureConfigFor(file.config, file.tenantRules, "umbrella", "support-bot");
+  assert.deepEqual(
+    other.cohorts.map((cohort) => cohort.name),
+    ["beta-bots"],
+  );
+  assert.equal(other.sampleRate, 0.1);
+  assert.equal(captureConfigFor(file.config, file.tenantRules, "globex", "support-bot").enabled, false);
+  assert.deepEqual(file.config.optOut, { userIds: ["u-1"], botIds: [] });
+  assert.throws(
+    () => parseCaptureFile("tenantCohorts:\n  - { name: x, tenants: [], sampleRate: 1 }\n", "capture.yaml"),
+    /capture config capture\.yaml is invalid:\n {2}tenantCohorts\.0\.tenants: a tenant cohort names at least one tenant/,
+  );
 });
 
 test("/metrics exposes ingest counters and the WAL's state; /readyz is ready", async (t) => {
