@@ -40,8 +40,8 @@ test("the kill switch reaches a real ingest's WatchConfig stream through the pub
   const namespace = await createNamespace(admin, "kill");
   const operator = await startTestOperator(cluster, namespace);
   t.after(() => operator.close());
-  // Stages, a tenant stage and tenant opt-out: the published file carries fields today's ingest
-  // does not know (tenantCohorts, optOut.tenantIds); a real ingest must still accept it.
+  // Stages, a tenant stage and tenant opt-out: a real ingest resolves the tenant parts from
+  // the watcher's key (tenant acme), so the acme stage comes first for it.
   await createStore(admin, namespace, "st", {
     capture: {
       sampleRate: 0,
@@ -137,9 +137,10 @@ test("the kill switch reaches a real ingest's WatchConfig stream through the pub
   assert.equal(first?.sampleRate, 0);
   assert.deepEqual(
     first?.cohorts.map((cohort) => cohort.name),
-    ["internal"],
-    "the tenant stage is not a plain cohort",
+    ["acme", "internal"],
+    "acme's watcher sees its tenant stage first (at 50%), then the plain stages",
   );
+  assert.equal(first?.cohorts[0]?.sampleRate, 0.5);
   assert.deepEqual(first?.optOut?.userIds, ["user-4711"]);
   assert.deepEqual(first?.optOut?.botIds, ["legal-assistant"]);
 
