@@ -82,7 +82,6 @@ export class SessionTrackClient {
   private readonly meter = new CostMeter();
   private readonly pipeline: DeliveryPipeline;
   private readonly watcher: CaptureConfigWatcher | undefined;
-  private readonly ticker: NodeJS.Timeout;
   private readonly sessions = new Map<string, SessionState>();
   private readonly waiters: FlushWaiter[] = [];
   private currentConfig: CaptureConfig | undefined;
@@ -121,6 +120,8 @@ export class SessionTrackClient {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 2000,
       "grpc.max_send_message_length": -1,
+      // The SDK resends from its own spool; grpc-js's retry layer would only buffer a copy of every batch.
+      "grpc.enable_retries": 0,
     });
     const metadata = (): grpc.Metadata => {
       const md = new grpc.Metadata();
@@ -145,12 +146,11 @@ export class SessionTrackClient {
         drop: (count, reason) => this.reportDrop(count, reason),
         error: (err) => this.reportError(err),
         settled: () => this.resolveWaiters(),
+        flushPending: () => this.waiters.length > 0,
         ...(options.onAck === undefined ? {} : { acked: ackReporter(options.onAck) }),
       },
       this.meter,
     );
-    this.ticker = setInterval(() => this.pipeline.pump(this.waiters.length > 0), flushIntervalMs);
-    this.ticker.unref();
     if (options.watchConfig !== false) {
       this.watcher = new CaptureConfigWatcher(
         this.grpcClient,
@@ -268,7 +268,6 @@ export class SessionTrackClient {
     this.closing = true;
     await this.flush(timeoutMs);
     try {
-      clearInterval(this.ticker);
       this.watcher?.stop();
       this.pipeline.stop();
       this.grpcClient.close();
@@ -334,8 +333,9 @@ export class SessionTrackClient {
       });
     }
     const time = input.time;
+    const now = Date.now();
     let timeMs: number;
-    if (time === undefined) timeMs = Date.now();
+    if (time === undefined) timeMs = now;
     else if (time instanceof Date && Number.isFinite(time.getTime())) timeMs = time.getTime();
     else
       throw new InvalidEventError(`capture() for session ${sessionId}: time must be a valid Date`, {
@@ -353,7 +353,7 @@ export class SessionTrackClient {
     if (seq > state.seq) state.seq = seq;
     if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
     this.capturedCount++;
-    this.pipeline.enqueue(frame);
+    this.pipeline.enqueue(frame, now);
   }
 
   /** The encoded bot_id, user_id and labels fields; cached per session when the input has none of its own. */

@@ -25,6 +25,8 @@ export interface DeliveryReporter {
   error(err: Error): void;
   /** Something settled (acked, rejected, dropped): flush() waiters may be done. */
   settled(): void;
+  /** True while a flush() waits: everything queued should go out now. */
+  flushPending(): boolean;
   /** A batch was acknowledged; set only when the client has an onAck callback. */
   acked?: (frames: readonly Uint8Array[]) => void;
 }
@@ -54,6 +56,10 @@ export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_CAP_MS = 2000;
 const MAX_DEFER_FACTOR = 32;
+/** A capture sends a partial batch once it is this share of the flush interval old. */
+const EARLY_SEND = 0.75;
+/** A timer due within this many ms of the wanted moment is left alone. */
+const TIMER_SLACK_MS = 5;
 
 /**
  * Moves captured events to ingest: memory queue → numbered batches on one long-lived
@@ -84,7 +90,10 @@ export class DeliveryPipeline {
   private consecutiveFailures = 0;
   private downReported = false;
   private deferFactor = 1;
-  private nextPumpAtMs = 0;
+  /** When the oldest queued event was captured. */
+  private queueSinceMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAtMs = 0;
   private immediate: NodeJS.Immediate | undefined;
   private stopped = false;
 
@@ -108,48 +117,101 @@ export class DeliveryPipeline {
   }
 
   /**
-   * Appends one encoded event. A full batch (`batchMaxEvents` or `batchMaxBytes`) is sent
-   * at once; anything smaller waits for the next tick, at most `flushIntervalMs`.
+   * Appends one encoded event captured at `nowMs`. A full batch (`batchMaxEvents` or
+   * `batchMaxBytes`) is sent at once. A partial batch is sent by the first capture that
+   * finds it three quarters of `flushIntervalMs` old, so a busy bot's own event-loop turns
+   * carry the sends; a timer sends it at `flushIntervalMs` when the bot goes quiet.
    */
-  enqueue(frame: Uint8Array): void {
-    this.queue.push(frame);
+  enqueue(frame: Uint8Array, nowMs: number): void {
+    const queue = this.queue;
+    if (queue.length === 0) this.queueSinceMs = nowMs;
+    queue.push(frame);
     this.queueBytes += frame.length;
-    if (this.queue.length >= this.settings.batchMaxEvents || this.queueBytes >= this.settings.batchMaxBytes) {
+    if (
+      queue.length >= this.settings.batchMaxEvents ||
+      this.queueBytes >= this.settings.batchMaxBytes ||
+      nowMs - this.queueSinceMs >= this.settings.flushIntervalMs * this.deferFactor * EARLY_SEND
+    ) {
       this.kick();
+    } else if (queue.length === 1) {
+      this.schedule(nowMs);
     }
   }
 
-  /** Runs a pump soon, unless work is being deferred for the CPU budget. */
+  /** Runs a pump in this event-loop turn's check phase (no extra wake-up), unless work is being deferred. */
   kick(): void {
     if (this.immediate !== undefined || this.stopped || this.deferFactor > 1) return;
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
-      this.pump(true);
+      this.pump(this.reporter.flushPending());
     });
     this.immediate.unref();
   }
 
   /**
-   * One round of background work: ack timeout check, then send or spool. `force` ignores
-   * the CPU-budget deferral (flush and close use it).
+   * One round of background work: ack timeout check, then send or spool. Queued events go
+   * out as full batches, or all of them once the oldest is due (or `force`: flush and
+   * close); acks arriving do not turn a partial batch into many tiny ones. Then the one
+   * timer is set for the next thing that needs time to pass, or cleared when nothing does.
    */
   pump(force: boolean): void {
     if (this.stopped) return;
     const start = process.hrtime.bigint();
+    const now = Date.now();
     try {
-      const now = Date.now();
       this.checkAckTimeout(now);
-      // Deferral may make batches bigger and rarer, but never push events to disk by itself.
-      const queueHalfFull = this.queue.length >= this.settings.maxQueueEvents / 2;
-      if (!force && !queueHalfFull && now < this.nextPumpAtMs) return;
-      this.nextPumpAtMs = now + this.settings.flushIntervalMs * this.deferFactor;
-      this.moveEvents(now);
+      const { batchMaxEvents, batchMaxBytes, maxQueueEvents, flushIntervalMs } = this.settings;
+      const queued = this.queue.length;
+      // Deferral (CPU budget) may make batches bigger and rarer, but never pushes events to disk by itself.
+      const due =
+        force ||
+        queued >= maxQueueEvents / 2 ||
+        (queued > 0 && now - this.queueSinceMs >= flushIntervalMs * this.deferFactor * EARLY_SEND);
+      const full = queued >= batchMaxEvents || this.queueBytes >= batchMaxBytes;
+      this.moveEvents(now, due || full, !due);
     } catch (err) {
       this.reporter.error(asError(err));
     } finally {
+      this.schedule(now);
       this.account(start);
     }
   }
+
+  /**
+   * Sets the timer to the earliest moment something needs doing: the oldest queued event's
+   * flush deadline, an ack timeout, a retry after backoff, spool replay or a waiting
+   * flush. A healthy, busy client thus has no timer wake-ups of its own.
+   */
+  private schedule(now: number): void {
+    if (this.stopped) return;
+    const { flushIntervalMs, ackTimeoutMs } = this.settings;
+    let at = Infinity;
+    if (this.queue.length > 0) at = this.queueSinceMs + flushIntervalMs * this.deferFactor;
+    const oldest = this.inFlight.values().next();
+    if (oldest.done !== true) at = Math.min(at, oldest.value.sentAtMs + ackTimeoutMs + 1);
+    if (this.spoolHasUnsent() || this.reporter.flushPending()) {
+      at = Math.min(at, now < this.retryAtMs ? this.retryAtMs : now + flushIntervalMs);
+    }
+    if (at === Infinity) {
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      return;
+    }
+    if (this.timer !== undefined) {
+      if (Math.abs(this.timerAtMs - at) < TIMER_SLACK_MS) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAtMs = at;
+    this.timer = setTimeout(this.onTimer, Math.max(0, at - now));
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.pump(this.reporter.flushPending());
+  };
 
   /** Puts everything not acked (in flight and queued) into the spool, e.g. on a flush timeout. */
   spillAll(reason: string): void {
@@ -163,19 +225,22 @@ export class DeliveryPipeline {
     this.spillAll("client closed");
     this.stopped = true;
     if (this.immediate !== undefined) clearImmediate(this.immediate);
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.spool.close();
   }
 
-  private moveEvents(now: number): void {
+  private moveEvents(now: number, sendQueued: boolean, fullOnly: boolean): void {
     const canSend = now >= this.retryAtMs;
     const spoolBacklog = this.spoolHasUnsent();
-    if (canSend && this.call === undefined && (this.queue.length > 0 || spoolBacklog)) this.openStream();
+    if (canSend && this.call === undefined && ((sendQueued && this.queue.length > 0) || spoolBacklog)) {
+      this.openStream();
+    }
     if (!canSend || spoolBacklog) {
       this.spillQueue();
       if (canSend) this.replaySpool();
       return;
     }
-    this.sendQueue();
+    if (sendQueued) this.sendQueue(fullOnly);
     if (this.queue.length > this.settings.maxQueueEvents) this.spillQueue();
   }
 
@@ -185,19 +250,28 @@ export class DeliveryPipeline {
     return false;
   }
 
-  private sendQueue(): void {
+  /**
+   * Sends queued events in batches of up to `batchMaxEvents` events, closed once they reach
+   * `batchMaxBytes` (and never above the 3 MiB message cap). `fullOnly` leaves a partial
+   * last batch in the queue for the next tick.
+   */
+  private sendQueue(fullOnly: boolean): void {
     const { batchMaxEvents, batchMaxBytes, maxInFlightBatches } = this.settings;
-    const limitBytes = Math.min(batchMaxBytes, MAX_BATCH_BYTES);
     while (this.inFlight.size < maxInFlightBatches && this.queue.length > 0 && this.call !== undefined) {
       const queue = this.queue;
       let n = 0;
       let bytes = 0;
-      while (n < queue.length && n < batchMaxEvents) {
+      let capped = false;
+      while (n < queue.length && n < batchMaxEvents && bytes < batchMaxBytes) {
         const size = queue[n]!.length;
-        if (n > 0 && bytes + size > limitBytes) break;
+        if (n > 0 && bytes + size > MAX_BATCH_BYTES) {
+          capped = true;
+          break;
+        }
         bytes += size;
         n++;
       }
+      if (fullOnly && !capped && n < batchMaxEvents && bytes < batchMaxBytes) return;
       const batch = n === queue.length ? queue : queue.slice(0, n);
       this.queue = n === queue.length ? [] : queue.slice(n);
       this.queueBytes -= bytes;
@@ -387,6 +461,8 @@ export class DeliveryPipeline {
     this.inFlightEventCount = 0;
     this.writeToSpool(frames);
     this.spillQueue();
+    // Called from stream events too: make sure a pump runs to replay (after the backoff).
+    queueMicrotask(() => this.schedule(Date.now()));
     if (!backoff) return;
     this.consecutiveFailures++;
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.consecutiveFailures);

@@ -135,11 +135,18 @@ export async function measureSdkCpu(
     await playBot(undefined, seconds, turnsPerSecond);
     const idleUs = cpuUs() - idleStart;
 
+    // onAck as the load test's bot uses it (every acked id into a Set); each call is one batch.
+    const acked = new Set<string>();
+    let batches = 0;
     const client = new SessionTrackClient({
       target: ingest.address,
       apiKey: home.apiKey,
       botId: "bench-bot",
       spoolDir: join(home.root, "spool"),
+      onAck: (ids) => {
+        batches++;
+        for (const id of ids) acked.add(id);
+      },
       ...options.clientOptions,
     });
     // Let the stream and WatchConfig open before the window.
@@ -147,10 +154,12 @@ export async function measureSdkCpu(
     await sleep(200);
     const t0 = threads();
     const u0 = process.cpuUsage();
+    const batchesBefore = batches;
     const onStart = cpuUs();
     const events = await playBot(client, seconds, turnsPerSecond);
     const onUs = cpuUs() - onStart;
     const u1 = process.cpuUsage(u0);
+    const windowBatches = batches - batchesBefore;
     if (process.env["SDK_CPU_DIAG"])
       console.log("threads(ticks)", threadDiff(t0, threads()), "user", u1.user, "system", u1.system);
     const flushed = await client.flush(10_000);
@@ -162,6 +171,7 @@ export async function measureSdkCpu(
     return {
       "sdk.cpu_us_per_event": Number(((onUs - idleUs) / events).toFixed(2)),
       "sdk.cpu_events_per_s": Number((events / seconds).toFixed(1)),
+      "sdk.cpu_events_per_batch": Number((events / Math.max(1, windowBatches)).toFixed(1)),
       "sdk.cpu_idle_us_per_s": Math.round(idleUs / seconds),
       "sdk.cpu_on_us_per_s": Math.round(onUs / seconds),
     };

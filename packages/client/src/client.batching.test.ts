@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { customPayload, sleep, startHarness } from "./testing/harness.js";
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+test("a full batch (batchMaxEvents) is sent at once; the rest waits for the flush interval", async (t) => {
+  const { fake, client } = await startHarness(t, {
+    watchConfig: false,
+    flushIntervalMs: 60_000,
+    batchMaxEvents: 10,
+  });
+  for (let i = 0; i < 25; i++) client.capture({ sessionId: "size", payload: customPayload(i) });
+  await waitFor("two full batches", () => fake.stored.size === 20);
+  assert.equal(fake.batchesAcked, 2);
+  assert.equal(client.stats().queueDepth, 5);
+  assert.equal((await client.flush(5000)).complete, true);
+  assert.equal(fake.stored.size, 25);
+  assert.equal(fake.batchesAcked, 3);
+});
+
+test("a batch of batchMaxBytes is sent at once", async (t) => {
+  const { fake, client } = await startHarness(t, {
+    watchConfig: false,
+    flushIntervalMs: 60_000,
+    batchMaxBytes: 4096,
+  });
+  // ~1.1 KiB each: the fourth one crosses 4 KiB.
+  for (let i = 0; i < 4; i++) client.capture({ sessionId: "bytes", payload: customPayload(i, 1000) });
+  await waitFor("the byte-full batch", () => fake.stored.size === 4);
+  assert.equal(fake.batchesAcked, 1);
+});
+
+test("a partial batch goes out after flushIntervalMs without a flush() call", async (t) => {
+  const { fake, client } = await startHarness(t, { watchConfig: false, flushIntervalMs: 150 });
+  client.capture({ sessionId: "delay", payload: customPayload(1) });
+  client.capture({ sessionId: "delay", payload: customPayload(2) });
+  client.capture({ sessionId: "delay", payload: customPayload(3) });
+  assert.equal(client.stats().queueDepth, 3);
+  await waitFor("the timed batch", () => fake.stored.size === 3, 2000);
+  assert.equal(fake.batchesAcked, 1);
+});
+
+test("an ack does not send a partial batch early: acks do not turn into many tiny batches", async (t) => {
+  const { fake, client } = await startHarness(t, {
+    watchConfig: false,
+    flushIntervalMs: 60_000,
+    batchMaxEvents: 5,
+  });
+  for (let i = 0; i < 5; i++) client.capture({ sessionId: "acks", payload: customPayload(i) });
+  client.capture({ sessionId: "acks", payload: customPayload(5) });
+  await waitFor("the full batch", () => fake.stored.size === 5);
+  await sleep(100);
+  assert.equal(client.stats().queueDepth, 1);
+  assert.equal(fake.batchesAcked, 1);
+  assert.equal((await client.flush(5000)).complete, true);
+  assert.equal(fake.stored.size, 6);
+});
+
+test("batchMaxBytes must be a positive number", async (t) => {
+  const { newClient } = await startHarness(t, { watchConfig: false });
+  assert.throws(() => newClient({ batchMaxBytes: 0 }), /batchMaxBytes must be a positive number/);
+});
