@@ -589,6 +589,6 @@ test("/metrics reports objects, events, bytes, compression ratio and store laten
   assert.match(text, /sessiontrack_archive_events_total\{result="duplicate"\} 40/);
   const ratio = Number(/sessiontrack_archive_compression_ratio ([\d.]+)/.exec(text)?.[1]);
   assert.ok(ratio > 1, `compression ratio ${ratio}`);
-  assert.match(text, /sessiontrack_archive_store_latency_seconds_count\{op="put"\} \d+/);
+  assert.match(text, /sessiontrack_archive_store_latency_seconds_count\{op="put_many"\} \d+/);
   assert.ok(statSync(dataObjects(h, "acme")[0]!).size > 0);
 });

@@ -174,14 +174,22 @@ export class Archive {
           const userRef = reference(tenant, "user", event.userId);
           if (!state.catalog.users.includes(userRef)) users.add(userRef);
         }
-        return { sessionId, ref, fresh, users: [...users], duplicates: sessionEvents.length - fresh.length };
+        return {
+          sessionId,
+          ref,
+          fresh,
+          users: [...users],
+          duplicates: sessionEvents.length - fresh.length,
+          // Nothing catalogued or pending: a new session (or an erased one), so a new key.
+          isNew: state.catalog.entries.length === 0,
+        };
       }),
     );
     const duplicates = plans.reduce((sum, plan) => sum + plan.duplicates, 0);
     const toWrite = plans.filter((plan) => plan.fresh.length > 0);
     if (toWrite.length === 0) return { written: 0, duplicates, objects: 0 };
 
-    const keys = await Promise.all(toWrite.map((plan) => this.keyForWrite(kek, plan.ref)));
+    const keys = await Promise.all(toWrite.map((plan) => this.keyForWrite(kek, plan.ref, plan.isNew)));
     const now = this.clock();
     const objectKey = newObjectKey(tenant, now);
     const sections: SealedSection[] = toWrite.map((plan, index) => {
@@ -195,13 +203,8 @@ export class Archive {
       );
     });
     const object = assembleObject(tenant, now, sections);
-    // The object, then the manifest that makes it visible (with any new wrapped data keys):
-    // two writes per tenant per batch, however many sessions the batch touches.
-    await this.store.put(objectKey, object);
-    this.deps.metrics.recordObject(
-      sections.reduce((sum, section) => sum + section.header.rawBytes, 0),
-      object.length,
-    );
+    // The object and the manifest that makes it visible (with any new wrapped data keys),
+    // in one group commit: two writes per tenant per batch, however many sessions it touches.
     const manifest: BatchManifest = {
       v: 1,
       object: objectKey,
@@ -220,7 +223,14 @@ export class Archive {
       })),
     };
     const manifestKey = newManifestKey(tenant, now);
-    await this.store.put(manifestKey, encodeRecord(manifest));
+    await this.store.putMany([
+      [objectKey, object],
+      [manifestKey, encodeRecord(manifest)],
+    ]);
+    this.deps.metrics.recordObject(
+      sections.reduce((sum, section) => sum + section.header.rawBytes, 0),
+      object.length,
+    );
     await pending.apply(manifestKey, manifest, now);
     for (const [index, plan] of toWrite.entries()) {
       this.cacheKey(kek, plan.ref, keys[index]!.key);
@@ -228,11 +238,8 @@ export class Archive {
       if (state.catalog.entries.length >= COMPACT_MIN_SECTIONS)
         this.fragmented.set(`${tenant}\0${plan.sessionId}`, now);
     }
-    if (pending.manifests.length >= FOLD_AFTER_MANIFESTS || now - pending.oldest >= FOLD_AFTER_MS) {
-      // The batch is durable already; a failed fold is retried with the next one.
-      await pending.fold().catch((error: unknown) => {
-        this.deps.logger.warn({ err: error, tenant }, "folding manifests failed; will retry");
-      });
+    if (pending.activeManifests >= FOLD_AFTER_MANIFESTS || now - pending.activeSince >= FOLD_AFTER_MS) {
+      await pending.foldInBackground();
     }
     const written = toWrite.reduce((sum, plan) => sum + plan.fresh.length, 0);
     return { written, duplicates, objects: 1 };
@@ -245,8 +252,9 @@ export class Archive {
   private async keyForWrite(
     kek: KeyEncryptionKey,
     ref: string,
+    isNew: boolean,
   ): Promise<{ key: DataKey; created: KeyRecord | null }> {
-    const existing = await this.sessionKey(kek, ref);
+    const existing = isNew ? undefined : await this.sessionKey(kek, ref);
     if (existing !== undefined) return { key: existing, created: null };
     const key = newDataKey();
     return { key, created: { ...wrapDataKey(kek, key, ref), session: ref } };
@@ -261,13 +269,23 @@ export class Archive {
     let state = this.pending.get(tenant);
     if (state === undefined) {
       state = (async () => {
-        const pending = new PendingTenant(tenant, this.store);
+        const pending = new PendingTenant(tenant, this.store, (error) => {
+          // The manifests stay; the next fold (or a restart) writes their records.
+          this.deps.logger.warn({ err: error, tenant }, "folding batch manifests failed; will retry");
+        });
         for (const info of await this.store.list(manifestsPrefix(tenant))) {
           const manifest = await getRecord<BatchManifest>(this.store, info.key);
-          if (manifest !== undefined) await pending.apply(info.key, manifest, info.lastModified.getTime());
+          if (manifest === undefined) continue;
+          if ((await this.store.get(manifest.object)) === undefined) {
+            // Written together with its object, which a crash lost: that batch was never
+            // acknowledged, and its retry must not be taken for a duplicate.
+            await this.store.delete(info.key);
+            continue;
+          }
+          await pending.apply(info.key, manifest, info.lastModified.getTime());
         }
-        if (pending.manifests.length > 0)
-          this.deps.logger.info({ tenant, manifests: pending.manifests.length }, "manifests recovered");
+        if (pending.activeManifests > 0)
+          this.deps.logger.info({ tenant, manifests: pending.activeManifests }, "manifests recovered");
         return pending;
       })();
       this.pending.set(tenant, state);

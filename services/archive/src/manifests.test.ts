@@ -111,3 +111,19 @@ test("manifests: erasure covers sessions known only from manifests, before and a
   assert.deepEqual(listing(h, "manifests"), []);
   assert.equal(listing(h, "keys").length, 1);
 });
+
+test("manifests: a manifest whose object a crash lost is dropped at restart, so the retry is stored again", async (t) => {
+  const h = await startArchiveHarness(t);
+  const events = [1, 2].map((seq) => storedEvent("acme", "m-lost", seq, "user-1"));
+  assert.equal((await write(h, events)).error, null);
+  const image = mkdtempSync(join(tmpdir(), "sessiontrack-archive-crash-"));
+  t.after(() => rmSync(image, { recursive: true, force: true }));
+  cpSync(join(h.dir, "data"), image, { recursive: true });
+  // The object and its manifest are written together; here only the manifest reached the disk.
+  rmSync(join(image, "objects", "tenants", "acme", "objects"), { recursive: true });
+  const restarted = await startArchiveHarness(t, { "data-dir": image, "kek-dir": h.kekDir });
+  assert.equal((await transcript(restarted, "m-lost")).error?.code, grpc.status.NOT_FOUND);
+  assert.deepEqual(readdirSync(join(image, "objects", "tenants", "acme", "manifests")), []);
+  assert.deepEqual((await write(restarted, events)).response, { written: 2, duplicates: 0, objects: 1 });
+  assert.deepEqual((await transcript(restarted, "m-lost")).events, events.map(encodeStored));
+});

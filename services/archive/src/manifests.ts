@@ -49,40 +49,80 @@ interface PendingSession {
   eventIds: Set<string>;
   key: KeyRecord | null;
   newUsers: Set<string>;
-  /** Whether a manifest added anything (only those catalogs are rewritten). */
+  /** Whether a manifest of this layer added anything (only those catalogs are rewritten). */
   changed: boolean;
 }
 
-/** The manifests of one tenant not yet folded, and what they add. */
+/** The manifests written between two folds, and the sessions they touch. */
+interface Layer {
+  manifests: string[];
+  sessions: Map<string, PendingSession>;
+  /** When its oldest manifest was written (ms), for the fold policy. */
+  oldest: number;
+}
+
+const newLayer = (): Layer => ({ manifests: [], sessions: new Map(), oldest: Number.POSITIVE_INFINITY });
+
+/**
+ * The manifests of one tenant not yet folded, in layers: writes add to the newest; older
+ * layers are being folded (in order, in the background) and stay readable until their
+ * records are durable. A session's state in a newer layer includes everything older.
+ */
 export class PendingTenant {
-  readonly manifests: string[] = [];
-  readonly sessions = new Map<string, PendingSession>();
-  /** When the oldest pending manifest was written (ms), for the fold policy. */
-  oldest = Number.POSITIVE_INFINITY;
+  private readonly layers: Layer[] = [newLayer()];
+  private folding: Promise<void> = Promise.resolve();
 
   constructor(
     readonly tenant: string,
     private readonly store: ObjectStore,
+    private readonly onFoldError: (error: unknown) => void,
   ) {}
 
+  private get active(): Layer {
+    return this.layers.at(-1)!;
+  }
+
+  /** Manifests in the layer writes currently add to. */
+  get activeManifests(): number {
+    return this.active.manifests.length;
+  }
+
+  /** When the active layer's oldest manifest was written (ms). */
+  get activeSince(): number {
+    return this.active.oldest;
+  }
+
   /**
-   * The pending state of a session (loading its stored catalog on first use); undefined
-   * when the session is neither pending nor stored.
+   * A session's pending state; undefined when no layer has it. With `sessionId` (writers),
+   * the active layer gets the session, started from an older layer's state or the stored
+   * catalog (or an empty one).
    */
   async session(ref: string, sessionId?: string): Promise<PendingSession | undefined> {
-    const pending = this.sessions.get(ref);
-    if (pending !== undefined || sessionId === undefined) return pending;
-    const stored = await getRecord<SessionCatalog>(this.store, catalogKey(this.tenant, ref));
-    const catalog: SessionCatalog = stored ?? { v: 1, sessionId, users: [], entries: [] };
+    const active = this.active.sessions.get(ref);
+    if (active !== undefined) return active;
+    let older: PendingSession | undefined;
+    for (let index = this.layers.length - 2; index >= 0 && older === undefined; index -= 1)
+      older = this.layers[index]!.sessions.get(ref);
+    if (sessionId === undefined) return older;
+    let catalog: SessionCatalog;
+    if (older !== undefined) {
+      catalog = { ...older.catalog, users: [...older.catalog.users], entries: [...older.catalog.entries] };
+    } else {
+      const stored = await getRecord<SessionCatalog>(this.store, catalogKey(this.tenant, ref));
+      catalog = stored ?? { v: 1, sessionId, users: [], entries: [] };
+      // A concurrent lookup may have added it meanwhile (writers are serialized; be safe).
+      const raced = this.active.sessions.get(ref);
+      if (raced !== undefined) return raced;
+    }
     const loaded: PendingSession = {
       catalog,
       sections: new Set(catalog.entries.map((entry) => `${entry.object}\0${entry.section}`)),
       eventIds: new Set(catalog.entries.flatMap((entry) => entry.events.map(([eventId]) => eventId))),
-      key: null,
+      key: older?.key ?? null,
       newUsers: new Set(),
       changed: false,
     };
-    this.sessions.set(ref, loaded);
+    this.active.sessions.set(ref, loaded);
     return loaded;
   }
 
@@ -103,45 +143,64 @@ export class PendingTenant {
         pending.newUsers.add(user);
       }
     }
-    this.manifests.push(manifestKey);
-    this.oldest = Math.min(this.oldest, writtenAt);
+    this.active.manifests.push(manifestKey);
+    this.active.oldest = Math.min(this.active.oldest, writtenAt);
   }
 
   /**
-   * Writes every pending session's catalog, new key records and subject indexes in one
-   * group commit, then deletes the manifests. A crash part-way leaves the manifests, and
-   * folding them again (at start-up) rewrites the same records.
+   * Starts folding the active layer in the background (writes go on into a new one) and
+   * returns once at most one older layer is still waiting: writers slow down rather than
+   * let the backlog of unfolded manifests grow.
    */
-  async fold(): Promise<number> {
-    if (this.manifests.length === 0) return 0;
+  async foldInBackground(): Promise<void> {
+    if (this.active.manifests.length === 0) return;
+    if (this.layers.length > 2) await this.folding;
+    this.layers.push(newLayer());
+    this.folding = this.folding.then(() => this.foldOlderLayers().catch(this.onFoldError));
+  }
+
+  /** Folds every layer now; after this the store's records describe everything acknowledged. */
+  async fold(): Promise<void> {
+    if (this.active.manifests.length > 0) this.layers.push(newLayer());
+    await this.folding;
+    await this.foldOlderLayers();
+  }
+
+  private async foldOlderLayers(): Promise<void> {
+    while (this.layers.length > 1) {
+      await this.foldLayer(this.layers[0]!);
+      this.layers.shift();
+    }
+  }
+
+  /**
+   * Writes the layer's changed catalogs, new key records and subject indexes in one group
+   * commit, then deletes its manifests. A crash part-way leaves the manifests, and folding
+   * them again (after a restart) rewrites the same records.
+   */
+  private async foldLayer(layer: Layer): Promise<void> {
     const bySubject = new Map<string, string[]>();
     const writes: Array<readonly [string, Buffer]> = [];
-    for (const [ref, pending] of this.sessions) {
+    for (const [ref, pending] of layer.sessions) {
       if (!pending.changed) continue;
-      // Rewriting a key record a crashed fold already wrote is harmless: same bytes' meaning.
-      if (pending.key !== null) {
-        writes.push([keyRecordKey(this.tenant, ref), encodeRecord(pending.key)]);
-      }
+      // Rewriting a key record a crashed fold already wrote is harmless: the same key.
+      if (pending.key !== null) writes.push([keyRecordKey(this.tenant, ref), encodeRecord(pending.key)]);
       for (const user of pending.newUsers) {
         bySubject.set(user, [...(bySubject.get(user) ?? []), pending.catalog.sessionId]);
       }
-      if (pending.catalog.entries.length > 0) {
-        writes.push([catalogKey(this.tenant, ref), encodeRecord(pending.catalog)]);
-      }
+      writes.push([catalogKey(this.tenant, ref), encodeRecord(pending.catalog)]);
     }
-    for (const [userRef, sessions] of bySubject) {
-      const key = subjectKey(this.tenant, userRef);
-      const index = (await getRecord<SubjectIndex>(this.store, key)) ?? { v: 1 as const, sessions: [] };
-      const before = index.sessions.length;
-      for (const session of sessions) if (!index.sessions.includes(session)) index.sessions.push(session);
-      if (index.sessions.length !== before) writes.push([key, encodeRecord(index)]);
-    }
+    const subjects = await Promise.all(
+      [...bySubject].map(async ([userRef, sessions]) => {
+        const key = subjectKey(this.tenant, userRef);
+        const index = (await getRecord<SubjectIndex>(this.store, key)) ?? { v: 1 as const, sessions: [] };
+        const before = index.sessions.length;
+        for (const session of sessions) if (!index.sessions.includes(session)) index.sessions.push(session);
+        return index.sessions.length === before ? undefined : ([key, encodeRecord(index)] as const);
+      }),
+    );
+    for (const subject of subjects) if (subject !== undefined) writes.push(subject);
     await this.store.putMany(writes);
-    const folded = [...this.manifests];
-    await Promise.all(folded.map((key) => this.store.delete(key)));
-    this.manifests.length = 0;
-    this.sessions.clear();
-    this.oldest = Number.POSITIVE_INFINITY;
-    return folded.length;
+    await Promise.all(layer.manifests.map((key) => this.store.delete(key)));
   }
 }

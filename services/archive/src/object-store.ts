@@ -1,6 +1,9 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { renameSync, writeFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
+import { promisify } from "node:util";
 
 import { InvalidEventError, StorageFullError, StorageUnavailableError } from "@sessiontrack/errors";
 
@@ -55,6 +58,22 @@ function ioError(error: unknown, what: string): Error {
   });
 }
 
+/** A group of at least this many puts is a bulk write (see putBulk). */
+const BULK_MIN_ENTRIES = 64;
+/** Files written (or renamed) synchronously before the event loop gets a turn. */
+const BULK_BURST = 100;
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const execFileAsync = promisify(execFile);
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function fsyncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, "r");
   try {
@@ -75,6 +94,9 @@ export class LocalObjectStore implements ObjectStore {
   private readonly hot: string;
   private readonly cold: string;
   private readonly knownDirs = new Set<string>();
+  private syncfsWorks = process.platform === "linux";
+  /** Whether a cold-tier directory exists; only moveToCold creates them (one process owns a store). */
+  private readonly coldDirs = new Map<string, boolean>();
 
   constructor(readonly dir: string) {
     this.hot = join(dir, "objects");
@@ -103,6 +125,25 @@ export class LocalObjectStore implements ObjectStore {
     this.knownDirs.add(dir);
   }
 
+  /** Whether the key's cold-tier directory exists, so that the key may have a cold copy. */
+  private async mayBeCold(key: string): Promise<boolean> {
+    const dir = dirname(this.path("cold", key));
+    let exists = this.coldDirs.get(dir);
+    if (exists === undefined) {
+      exists = await stat(dir).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => error.code !== "ENOENT",
+      );
+      this.coldDirs.set(dir, exists);
+    }
+    return exists;
+  }
+
+  /** Removes a cold copy that a rewritten object must not leave behind. */
+  private async dropColdCopy(key: string): Promise<void> {
+    if (await this.mayBeCold(key)) await rm(this.path("cold", key), { force: true });
+  }
+
   async put(key: string, data: Buffer): Promise<void> {
     const target = this.path("hot", key);
     const dir = dirname(target);
@@ -119,7 +160,7 @@ export class LocalObjectStore implements ObjectStore {
       await rename(temp, target);
       await fsyncDirectory(dir);
       // A rewritten object that had moved to the cold tier must not shadow the new bytes.
-      await rm(this.path("cold", key), { force: true });
+      await this.dropColdCopy(key);
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined);
       throw ioError(error, `writing ${key}`);
@@ -128,11 +169,13 @@ export class LocalObjectStore implements ObjectStore {
 
   /**
    * Group commit: every temp file is written and fsync'd in parallel, then renamed, then
-   * each directory involved is fsync'd once — instead of once per object.
+   * each directory involved is fsync'd once — instead of once per object. Large groups
+   * (a fold writes thousands of sub-KB records) go through {@link putBulk}.
    */
   async putMany(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void> {
     if (entries.length === 0) return;
     if (entries.length === 1) return this.put(entries[0]![0], entries[0]![1]);
+    if (entries.length >= BULK_MIN_ENTRIES) return this.putBulk(entries);
     const staged: Array<{ key: string; target: string; temp: string }> = [];
     try {
       await Promise.all(
@@ -153,15 +196,62 @@ export class LocalObjectStore implements ObjectStore {
       );
       for (const { target, temp } of staged) await rename(temp, target);
       await Promise.all([...new Set(staged.map(({ target }) => dirname(target)))].map(fsyncDirectory));
-      await Promise.all(staged.map(({ key }) => rm(this.path("cold", key), { force: true })));
+      await Promise.all(staged.map(({ key }) => this.dropColdCopy(key)));
     } catch (error) {
       await Promise.all(staged.map(({ temp }) => rm(temp, { force: true }).catch(() => undefined)));
       throw ioError(error, `writing ${entries.length} objects`);
     }
   }
 
+  /**
+   * A large group commit with the same guarantee: temp files written, one syncfs(2) of the
+   * store's file system (instead of an fsync each), renamed, one more syncfs. Tiny files are
+   * written and renamed synchronously in short bursts: through the thread pool each costs
+   * ~0.1–1 ms of queueing, in a burst ~25 µs. Without syncfs, each file and directory is fsync'd.
+   */
+  private async putBulk(entries: ReadonlyArray<readonly [string, Buffer]>): Promise<void> {
+    const staged: Array<{ key: string; target: string; temp: string }> = [];
+    try {
+      for (const [index, [key, data]] of entries.entries()) {
+        const target = this.path("hot", key);
+        const dir = dirname(target);
+        await this.ensureDir(dir);
+        const temp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
+        staged.push({ key, target, temp });
+        writeFileSync(temp, data, { flag: "wx", mode: 0o600 });
+        if (index % BULK_BURST === BULK_BURST - 1) await yieldToEventLoop();
+      }
+      if (!(await this.syncFileSystem())) await Promise.all(staged.map(({ temp }) => fsyncFile(temp)));
+      for (const [index, { target, temp }] of staged.entries()) {
+        renameSync(temp, target);
+        if (index % BULK_BURST === BULK_BURST - 1) await yieldToEventLoop();
+      }
+      if (!(await this.syncFileSystem())) {
+        await Promise.all([...new Set(staged.map(({ target }) => dirname(target)))].map(fsyncDirectory));
+      }
+      await Promise.all(staged.map(({ key }) => this.dropColdCopy(key)));
+    } catch (error) {
+      await Promise.all(staged.map(({ temp }) => rm(temp, { force: true }).catch(() => undefined)));
+      throw ioError(error, `writing ${entries.length} objects`);
+    }
+  }
+
+  /** syncfs(2) of the store's file system (coreutils `sync -f`); false when that is unavailable. */
+  private async syncFileSystem(): Promise<boolean> {
+    if (!this.syncfsWorks) return false;
+    try {
+      await execFileAsync("sync", ["-f", this.dir], { timeout: 120_000 });
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "EACCES") this.syncfsWorks = false; // no such tool here
+      return false;
+    }
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     for (const tier of ["hot", "cold"] as const) {
+      if (tier === "cold" && !(await this.mayBeCold(key))) break;
       try {
         return await readFile(this.path(tier, key));
       } catch (error) {
@@ -173,6 +263,7 @@ export class LocalObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     for (const tier of ["hot", "cold"] as const) {
+      if (tier === "cold" && !(await this.mayBeCold(key))) break;
       const path = this.path(tier, key);
       try {
         await unlink(path);
@@ -226,6 +317,7 @@ export class LocalObjectStore implements ObjectStore {
     const to = this.path("cold", key);
     try {
       await this.ensureDir(dirname(to));
+      this.coldDirs.set(dirname(to), true);
       await rename(from, to);
       await fsyncDirectory(dirname(to));
       await fsyncDirectory(dirname(from));
