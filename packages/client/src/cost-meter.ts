@@ -12,6 +12,8 @@ export class CostMeter {
   private windowStart = process.hrtime.bigint();
   private windowBusyNs = 0n;
   private lastPct = 0;
+  private sorted: Float64Array | undefined;
+  private sortedAt = -1;
 
   /** Records one sampled capture() duration. */
   recordCapture(ns: bigint): void {
@@ -41,7 +43,12 @@ export class CostMeter {
   captureUs(percentile: number): number {
     const n = Math.min(this.sampleCount, SAMPLE_RING);
     if (n === 0) return 0;
-    const sorted = Array.from(this.captureSamplesNs.subarray(0, n)).sort((a, b) => a - b);
+    // stats() asks for two percentiles and may be polled often: sort once per new samples (numeric typed-array sort).
+    if (this.sorted === undefined || this.sortedAt !== this.sampleCount) {
+      this.sorted = this.captureSamplesNs.slice(0, n).sort();
+      this.sortedAt = this.sampleCount;
+    }
+    const sorted = this.sorted;
     const index = Math.min(n - 1, Math.floor((percentile / 100) * n));
     return sorted[index]! / 1000;
   }
