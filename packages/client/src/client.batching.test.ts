@@ -64,6 +64,6 @@ test("an ack does not send a partial batch early: acks do not turn into many tin
 });
 
 test("batchMaxBytes must be a positive number", async (t) => {
-  const { newClient } = await startHarness(t, { watchConfig: false });
-  assert.throws(() => newClient({ batchMaxBytes: 0 }), /batchMaxBytes must be a positive number/);
+  const harness = await startHarness(t, { watchConfig: false });
+  assert.throws(() => harness.newClient({ batchMaxBytes: 0 }), /batchMaxBytes must be a positive number/);
 });
