@@ -1,9 +1,4 @@
-import {
-  DataCorruptionError,
-  InvalidEventError,
-  NotFoundError,
-  SessionTrackError,
-} from "@sessiontrack/errors";
+import { DataCorruptionError, InvalidEventError, NotFoundError } from "@sessiontrack/errors";
 import { StoredEvent } from "@sessiontrack/proto";
 import type { Logger } from "@sessiontrack/runtime";
 
@@ -16,7 +11,7 @@ import {
   type KeyEncryptionKey,
   type KeyEncryptionKeyDirectory,
 } from "./keys.js";
-import { decodeIncoming, TENANT_NAME, type IncomingEvent } from "./incoming.js";
+import { decodeIncoming, type IncomingEvent } from "./incoming.js";
 import type { ArchiveMetrics } from "./metrics.js";
 import {
   assembleObject,
@@ -27,9 +22,10 @@ import {
   type ParsedObject,
   type SealedSection,
 } from "./object-format.js";
-import { manifestsPrefix, newManifestKey, PendingTenant, type BatchManifest } from "./manifests.js";
-import type { ObjectInfo, ObjectStore } from "./object-store.js";
+import { newManifestKey, recoverPendingTenant, type BatchManifest, type PendingTenant } from "./manifests.js";
+import type { ObjectStore } from "./object-store.js";
 import type { RetentionPolicies } from "./policy.js";
+import { scanArchive, type ScannedSession } from "./scan.js";
 import {
   catalogKey,
   getRecord,
@@ -98,6 +94,7 @@ export class Archive {
   readonly clock: () => number;
   readonly codec: Codec;
   readonly metrics: ArchiveMetrics;
+  readonly logger: Logger;
   /** Sessions written in several batches, by `tenant\0sessionId` → last write (ms): compaction candidates. */
   readonly fragmented = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -108,6 +105,7 @@ export class Archive {
   constructor(private readonly deps: ArchiveDeps) {
     this.store = deps.store;
     this.metrics = deps.metrics;
+    this.logger = deps.logger;
     this.clock = deps.clock ?? Date.now;
     this.codec = deps.codec ?? "deflate-d1";
   }
@@ -268,26 +266,7 @@ export class Archive {
   private pendingFor(tenant: string): Promise<PendingTenant> {
     let state = this.pending.get(tenant);
     if (state === undefined) {
-      state = (async () => {
-        const pending = new PendingTenant(tenant, this.store, (error) => {
-          // The manifests stay; the next fold (or a restart) writes their records.
-          this.deps.logger.warn({ err: error, tenant }, "folding batch manifests failed; will retry");
-        });
-        for (const info of await this.store.list(manifestsPrefix(tenant))) {
-          const manifest = await getRecord<BatchManifest>(this.store, info.key);
-          if (manifest === undefined) continue;
-          if ((await this.store.get(manifest.object)) === undefined) {
-            // Written together with its object, which a crash lost: that batch was never
-            // acknowledged, and its retry must not be taken for a duplicate.
-            await this.store.delete(info.key);
-            continue;
-          }
-          await pending.apply(info.key, manifest, info.lastModified.getTime());
-        }
-        if (pending.activeManifests > 0)
-          this.deps.logger.info({ tenant, manifests: pending.activeManifests }, "manifests recovered");
-        return pending;
-      })();
+      state = recoverPendingTenant(this.store, tenant, this.deps.logger);
       this.pending.set(tenant, state);
       state.catch(() => this.pending.delete(tenant)); // store unreachable: try again next time
     }
@@ -449,48 +428,11 @@ export class Archive {
     return [...names].sort();
   }
 
-  /** Session ids of a tenant, from its catalogs. */
-  async sessionIds(tenant: string): Promise<string[]> {
-    const ids: string[] = [];
-    const catalogs: ObjectInfo[] = (await this.store.list(`tenants/${tenant}/sessions/`)).filter((info) =>
-      info.key.endsWith(".json"),
-    );
-    for (const info of catalogs) {
-      const catalog = await getRecord<SessionCatalog>(this.store, info.key).catch(() => undefined);
-      if (catalog !== undefined) ids.push(catalog.sessionId);
-    }
-    return ids;
-  }
-
   /**
    * Every readable session of a tenant (or of every tenant), one transcript at a time —
-   * what `sessiontrack index rebuild` replays. Unreadable sessions (corrupt, key destroyed)
-   * are logged and skipped; a missing KEK or an unreachable store stops the scan.
+   * what `sessiontrack index rebuild` replays (see scan.ts).
    */
-  async *scan(
-    tenant?: string,
-  ): AsyncGenerator<{ tenant: string; sessionId: string; events: ArchivedEvent[] }> {
-    if (tenant !== undefined && !TENANT_NAME.test(tenant)) {
-      throw new InvalidEventError(`tenant: "${tenant}" is not a tenant name (a DNS label)`);
-    }
-    for (const name of tenant === undefined ? await this.tenants() : [tenant]) {
-      await this.withTenantLock(name, () => this.foldPending(name));
-      for (const sessionId of await this.sessionIds(name)) {
-        let events: ArchivedEvent[];
-        try {
-          events = await this.getSession(name, sessionId);
-        } catch (error) {
-          if (!Archive.isDataProblem(error)) throw error;
-          this.deps.logger.warn({ err: error, tenant: name, sessionId }, "scan: session unreadable, skipped");
-          continue;
-        }
-        yield { tenant: name, sessionId, events };
-      }
-    }
-  }
-
-  /** Whether an error is one a scan should skip past (unreadable data) rather than stop on. */
-  static isDataProblem(error: unknown): boolean {
-    return error instanceof SessionTrackError && (error.code === "DATA_LOSS" || error.code === "NOT_FOUND");
+  scan(tenant?: string): AsyncGenerator<ScannedSession> {
+    return scanArchive(this, tenant);
   }
 }

@@ -3,6 +3,8 @@
 // describe is held in memory and folded into the per-session records in bulk.
 import { randomBytes } from "node:crypto";
 
+import type { Logger } from "@sessiontrack/runtime";
+
 import type { ObjectStore } from "./object-store.js";
 import {
   catalogKey,
@@ -203,4 +205,34 @@ export class PendingTenant {
     await this.store.putMany(writes);
     await Promise.all(layer.manifests.map((key) => this.store.delete(key)));
   }
+}
+
+/**
+ * A tenant's pending state after a start: the manifests a crash (or a shutdown that could
+ * not fold) left are applied in write order, so that dedupe and reads again see everything
+ * acknowledged; the next fold writes them out.
+ */
+export async function recoverPendingTenant(
+  store: ObjectStore,
+  tenant: string,
+  logger: Logger,
+): Promise<PendingTenant> {
+  const pending = new PendingTenant(tenant, store, (error) => {
+    // The manifests stay; the next fold (or a restart) writes their records.
+    logger.warn({ err: error, tenant }, "folding batch manifests failed; will retry");
+  });
+  for (const info of await store.list(manifestsPrefix(tenant))) {
+    const manifest = await getRecord<BatchManifest>(store, info.key);
+    if (manifest === undefined) continue;
+    if ((await store.get(manifest.object)) === undefined) {
+      // Written together with its object, which a crash lost: that batch was never
+      // acknowledged, and its retry must not be taken for a duplicate.
+      await store.delete(info.key);
+      continue;
+    }
+    await pending.apply(info.key, manifest, info.lastModified.getTime());
+  }
+  if (pending.activeManifests > 0)
+    logger.info({ tenant, manifests: pending.activeManifests }, "manifests recovered");
+  return pending;
 }
