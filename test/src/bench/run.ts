@@ -21,6 +21,7 @@ import { runFreshnessBench } from "./freshness.js";
 import { benchIndexSearch } from "./index-search.js";
 import { runOperatorBench } from "./operator.js";
 import { runRedactionBench } from "./redaction.js";
+import { measureSdkCpu } from "./sdk-cpu.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10);
@@ -161,6 +162,8 @@ async function main(): Promise<void> {
     home.remove();
   }
 
+  // SDK: CPU the bot pays per captured event at a bot's rate, all-in, against its own ingest child.
+  Object.assign(results, await measureSdkCpu({ seconds: SECONDS }));
   // Freshness (ack → searchable) over a whole stack of processes: ingest → shipper → index + archive.
   Object.assign(results, await runFreshnessBench({ seconds: SECONDS }));
   // Operator: SessionStore change → reconciled, and canary breach → rolled back, on a real kube-apiserver.
@@ -192,6 +195,7 @@ async function main(): Promise<void> {
     "ingest.ack_p99_ms": "<= 20",
     "ingest.ack_p99_server_ms_le": "<= 20",
     "sdk.capture_us_p50": "<= 5",
+    "sdk.cpu_us_per_event": "<= 12",
     "index.freshness_p95_ms": "<= 1000",
     "index.search_p95_ms": "<= 50",
     "ingest.redacted_events_per_s": ">= 100000",

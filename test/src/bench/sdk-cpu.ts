@@ -89,20 +89,6 @@ async function playBot(
   return events;
 }
 
-import { readdirSync, readFileSync } from "node:fs";
-function threads(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync("/proc/self/task")) {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    out.set(`${tid} ${name}`, Number(f[11]) + Number(f[12]));
-  }
-  return out;
-}
-export function threadDiff(a: Map<string, number>, b: Map<string, number>): string {
-  return [...b].map(([k, v]) => `${k}=${v - (a.get(k) ?? 0)}`).join(" ");
-}
 function cpuUs(): number {
   const usage = process.cpuUsage();
   return usage.user + usage.system;
@@ -128,7 +114,7 @@ export async function measureSdkCpu(
       spoolDir: join(home.root, "spool-warm"),
       ...options.clientOptions,
     });
-    await playBot(warm, 2, turnsPerSecond);
+    await playBot(warm, 3, turnsPerSecond);
     await warm.close(10_000);
 
     const idleStart = cpuUs();
@@ -152,16 +138,11 @@ export async function measureSdkCpu(
     // Let the stream and WatchConfig open before the window.
     await client.flush(5000);
     await sleep(200);
-    const t0 = threads();
-    const u0 = process.cpuUsage();
     const batchesBefore = batches;
     const onStart = cpuUs();
     const events = await playBot(client, seconds, turnsPerSecond);
     const onUs = cpuUs() - onStart;
-    const u1 = process.cpuUsage(u0);
     const windowBatches = batches - batchesBefore;
-    if (process.env["SDK_CPU_DIAG"])
-      console.log("threads(ticks)", threadDiff(t0, threads()), "user", u1.user, "system", u1.system);
     const flushed = await client.flush(10_000);
     const stats = client.stats();
     await client.close(10_000);
