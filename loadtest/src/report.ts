@@ -139,8 +139,8 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
       ? []
       : [
           `Capture on the request path: \`capture()\` p50 ${fmt(outcome.sdk.captureCallUsP50, 2)} µs, p99 ` +
-            `${fmt(outcome.sdk.captureCallUsP99, 2)} µs (the SDK's own sample). Everything else capture costs ` +
-            `(encoding, gRPC batches and acks, spooling, GC) runs in the background: ` +
+            `${fmt(outcome.sdk.captureCallUsP99, 2)} µs (the SDK's own sample). All that capture costs the bot ` +
+            "(those calls, encoding, gRPC batches and acks, spooling, GC) comes to " +
             `${fmt(outcome.overhead.captureCpuUsPerEvent)} µs of CPU per event under steady load. The SDK's own ` +
             `\`cpuPct\` read ${fmt(outcome.sdk.cpuPct, 2)}% at the end; it times only its own sections. ` +
             "loadtest/README.md says what dominates.",
