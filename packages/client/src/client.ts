@@ -41,6 +41,17 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 200;
 export const DEFAULT_BATCH_MAX_BYTES = 256 * 1024;
 const EMPTY_BYTES = new Uint8Array(0);
 
+/** A captured event as it waits (a moment) to be encoded with its batch. */
+interface CapturedEvent {
+  eventId: unknown;
+  sessionField: Uint8Array;
+  seq: number;
+  timeMs: number;
+  capturedAtMs: number;
+  tail: Uint8Array;
+  payload: object;
+}
+
 interface FlushWaiter {
   target: number;
   timer: NodeJS.Timeout;
@@ -150,6 +161,7 @@ export class SessionTrackClient {
         ...(options.onAck === undefined ? {} : { acked: ackReporter(options.onAck) }),
       },
       this.meter,
+      (event) => this.encodeCaptured(event as CapturedEvent),
     );
     if (options.watchConfig !== false) {
       this.watcher = new CaptureConfigWatcher(
@@ -254,7 +266,7 @@ export class SessionTrackClient {
       sampledOut: this.sampledOut,
       disabledSkipped: this.disabledSkipped,
       inFlight: this.pipeline.inFlightEvents,
-      queueDepth: this.pipeline.queue.length,
+      queueDepth: this.pipeline.queuedEvents,
       spoolBytes: this.pipeline.spoolBytes,
       captureCallUsP50: this.meter.captureUs(50),
       captureCallUsP99: this.meter.captureUs(99),
@@ -342,18 +354,23 @@ export class SessionTrackClient {
         field: "time",
       });
     state.sessionField ??= this.encoder.fields((e) => e.stringField(2, sessionId));
-    const frame = this.encoder.encode(
-      input.eventId,
-      state.sessionField,
+    const captured: CapturedEvent = {
+      eventId: input.eventId,
+      sessionField: state.sessionField,
       seq,
       timeMs,
-      this.tailOf(state, input),
+      capturedAtMs: now,
+      tail: this.tailOf(state, input),
       payload,
-    );
+    };
     if (seq > state.seq) state.seq = seq;
     if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
     this.capturedCount++;
-    this.pipeline.enqueue(frame, now);
+    this.pipeline.enqueue(captured, now);
+  }
+
+  private encodeCaptured(e: CapturedEvent): Uint8Array {
+    return this.encoder.encode(e.eventId, e.sessionField, e.seq, e.timeMs, e.tail, e.payload, e.capturedAtMs);
   }
 
   /** The encoded bot_id, user_id and labels fields; cached per session when the input has none of its own. */

@@ -77,8 +77,12 @@ export class DeliveryPipeline {
     rejected: 0,
     settledOwn: 0,
   };
-  /** Encoded events waiting to be sent; the client appends with {@link enqueue}. */
+  /** Captured events not encoded yet; {@link encodePending} turns them into {@link queue} frames. */
+  private pending: unknown[] = [];
+  /** Encoded events waiting to be sent. */
   queue: Uint8Array[] = [];
+  /** Running average size of an encoded event, to tell a byte-full batch before encoding it. */
+  private averageFrameBytes = 1024;
   /** Bytes of the frames in {@link queue}. */
   private queueBytes = 0;
   private readonly inFlight = new Map<number, InFlightBatch>();
@@ -104,6 +108,8 @@ export class DeliveryPipeline {
     private readonly settings: DeliverySettings,
     private readonly reporter: DeliveryReporter,
     private readonly meter: CostMeter,
+    /** Encodes one captured event; throws (InvalidEventError) for a bad one. */
+    private readonly encodeEvent: (event: unknown) => Uint8Array,
   ) {}
 
   /** Events sent and not yet acked. */
@@ -122,20 +128,64 @@ export class DeliveryPipeline {
    * finds it three quarters of `flushIntervalMs` old, so a busy bot's own event-loop turns
    * carry the sends; a timer sends it at `flushIntervalMs` when the bot goes quiet.
    */
-  enqueue(frame: Uint8Array, nowMs: number): void {
-    const queue = this.queue;
-    if (queue.length === 0) this.queueSinceMs = nowMs;
-    queue.push(frame);
-    this.queueBytes += frame.length;
+  enqueue(event: unknown, nowMs: number): void {
+    const waiting = this.pending.length + this.queue.length;
+    if (waiting === 0) this.queueSinceMs = nowMs;
+    this.pending.push(event);
     if (
-      queue.length >= this.settings.batchMaxEvents ||
-      this.queueBytes >= this.settings.batchMaxBytes ||
+      waiting + 1 >= this.settings.batchMaxEvents ||
+      this.queueBytes + this.pending.length * this.averageFrameBytes >= this.settings.batchMaxBytes ||
       nowMs - this.queueSinceMs >= this.settings.flushIntervalMs * this.deferFactor * EARLY_SEND
     ) {
       this.kick();
-    } else if (queue.length === 1) {
+    } else if (waiting === 0) {
       this.schedule(nowMs);
     }
+  }
+
+  /** Events waiting in memory (captured, not yet sent or spooled). */
+  get queuedEvents(): number {
+    return this.pending.length + this.queue.length;
+  }
+
+  /**
+   * Encodes captured events in one tight loop (cheaper than one at a time between the
+   * bot's own work: the encoder's code and buffer stay hot). A bad event is rejected and
+   * reported; the rest go on.
+   */
+  private encodePending(): void {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    this.pending = [];
+    for (let i = 0; i < pending.length; i++) {
+      let frame: Uint8Array;
+      try {
+        frame = this.encodeEvent(pending[i]);
+      } catch (err) {
+        this.rejectOwn(
+          err instanceof InvalidEventError
+            ? err
+            : new InvalidEventError(
+                `event could not be encoded: ${asError(err).message}`,
+                {},
+                { cause: err },
+              ),
+        );
+        continue;
+      }
+      this.queue.push(frame);
+      this.queueBytes += frame.length;
+      this.averageFrameBytes += (frame.length - this.averageFrameBytes) / 16;
+    }
+  }
+
+  /** Counts and reports one of this client's events as rejected. */
+  private rejectOwn(err: Error): void {
+    this.counters.rejected++;
+    this.counters.settledOwn++;
+    this.reporter.drop(1, "rejected");
+    this.reporter.error(err);
+    this.reporter.settled();
   }
 
   /** Runs a pump in this event-loop turn's check phase (no extra wake-up), unless work is being deferred. */
@@ -160,6 +210,7 @@ export class DeliveryPipeline {
     const now = Date.now();
     try {
       this.checkAckTimeout(now);
+      this.encodePending();
       const { batchMaxEvents, batchMaxBytes, maxQueueEvents, flushIntervalMs } = this.settings;
       const queued = this.queue.length;
       // Deferral (CPU budget) may make batches bigger and rarer, but never pushes events to disk by itself.
@@ -186,7 +237,9 @@ export class DeliveryPipeline {
     if (this.stopped) return;
     const { flushIntervalMs, ackTimeoutMs } = this.settings;
     let at = Infinity;
-    if (this.queue.length > 0) at = this.queueSinceMs + flushIntervalMs * this.deferFactor;
+    if (this.queue.length > 0 || this.pending.length > 0) {
+      at = this.queueSinceMs + flushIntervalMs * this.deferFactor;
+    }
     const oldest = this.inFlight.values().next();
     if (oldest.done !== true) at = Math.min(at, oldest.value.sentAtMs + ackTimeoutMs + 1);
     if (this.spoolHasUnsent() || this.reporter.flushPending()) {
@@ -298,6 +351,7 @@ export class DeliveryPipeline {
   }
 
   private spillQueue(): void {
+    this.encodePending();
     if (this.queue.length === 0) return;
     const frames = this.queue;
     this.queue = [];

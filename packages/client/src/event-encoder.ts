@@ -64,7 +64,8 @@ export class EventEncoder {
   /**
    * Encodes one event. `eventId` undefined = a new UUIDv7 written in place; `prefix` holds
    * the already-encoded session_id field, `tail` the bot_id, user_id and labels fields
-   * (see {@link encodeSessionFields}); `timeMs` is the event time in Unix ms.
+   * (see {@link fields}); `timeMs` is the event time in Unix ms, `idTimeMs` the moment
+   * a new event id stands for (when the event was captured).
    */
   encode(
     eventId: unknown,
@@ -72,7 +73,8 @@ export class EventEncoder {
     seq: number,
     timeMs: number,
     tail: Uint8Array,
-    payload: Obj,
+    payload: object,
+    idTimeMs = timeMs,
   ): Buffer {
     this.start = this.pos;
     try {
@@ -80,7 +82,7 @@ export class EventEncoder {
         this.ensure(38);
         this.buf[this.pos++] = 10;
         this.buf[this.pos++] = 36;
-        writeUuidv7(this.buf, this.pos);
+        writeUuidv7(this.buf, this.pos, idTimeMs);
         this.pos += 36;
       } else {
         this.stringField(1, str(eventId, "event_id"));
@@ -92,7 +94,7 @@ export class EventEncoder {
       }
       this.timestamp(timeMs);
       this.raw(tail);
-      this.payload(payload);
+      this.payload(payload as Obj);
     } catch (err) {
       this.pos = this.start;
       throw err;

@@ -17,8 +17,7 @@ function randomBytes8(): number {
 }
 
 /** Advances the clock/counter state; returns the pool offset of 8 fresh random bytes. */
-function nextState(): number {
-  const ms = Date.now();
+function nextState(ms: number): number {
   if (ms > lastMs) {
     lastMs = ms;
     // Seed the counter in the lower half so a burst within one millisecond has room to count.
@@ -40,7 +39,7 @@ function nextState(): number {
  * increasing as strings, even within one millisecond or when the wall clock steps back.
  */
 export function uuidv7(): string {
-  const r = nextState();
+  const r = nextState(Date.now());
   const ms = lastMs;
   const high = Math.floor(ms / 0x10000);
   const low = ms % 0x10000;
@@ -77,11 +76,12 @@ function hexByte(out: Uint8Array, at: number, b: number): number {
 }
 
 /**
- * Writes a new UUIDv7 (the same sequence as {@link uuidv7}) as 36 ASCII bytes at `offset`,
- * so an encoder can stamp an event id without making a string.
+ * Writes a new UUIDv7 (the same sequence as {@link uuidv7}) for Unix ms `ms` (default now)
+ * as 36 ASCII bytes at `offset`, so an encoder can stamp an event id without making a
+ * string. An `ms` earlier than the last id's keeps the last id's ms: ids still increase.
  */
-export function writeUuidv7(out: Uint8Array, offset: number): void {
-  const r = nextState();
+export function writeUuidv7(out: Uint8Array, offset: number, atMs = Date.now()): void {
+  const r = nextState(atMs);
   const ms = lastMs;
   const high = Math.floor(ms / 0x10000);
   const low = ms % 0x10000;
