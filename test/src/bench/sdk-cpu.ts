@@ -99,23 +99,32 @@ function cpuUs(): number {
  * `clientOptions` lets a caller compare SDK settings (e.g. flushIntervalMs).
  */
 export async function measureSdkCpu(
-  options: { seconds?: number; turnsPerSecond?: number; clientOptions?: Record<string, unknown> } = {},
+  options: {
+    seconds?: number;
+    turnsPerSecond?: number;
+    /** Seconds of capture before the measured window (JIT, stream set-up); default 3. */
+    warmSeconds?: number;
+    clientOptions?: Record<string, unknown>;
+  } = {},
 ): Promise<Record<string, number>> {
   const seconds = options.seconds ?? 10;
   const turnsPerSecond = options.turnsPerSecond ?? 40;
   const home = createIngestHome("sessiontrack-bench-sdk-cpu-");
   const ingest = await startIngestProcess(home);
   try {
-    // Warm-up with capture on: JIT, the stream, the WAL segment.
-    const warm = new SessionTrackClient({
-      target: ingest.address,
-      apiKey: home.apiKey,
-      botId: "bench-bot",
-      spoolDir: join(home.root, "spool-warm"),
-      ...options.clientOptions,
-    });
-    await playBot(warm, 3, turnsPerSecond);
-    await warm.close(10_000);
+    // Warm-up with capture on: JIT, the stream, the WAL segment (0 = measure from cold).
+    const warmSeconds = options.warmSeconds ?? 3;
+    if (warmSeconds > 0) {
+      const warm = new SessionTrackClient({
+        target: ingest.address,
+        apiKey: home.apiKey,
+        botId: "bench-bot",
+        spoolDir: join(home.root, "spool-warm"),
+        ...options.clientOptions,
+      });
+      await playBot(warm, warmSeconds, turnsPerSecond);
+      await warm.close(10_000);
+    }
 
     const idleStart = cpuUs();
     await playBot(undefined, seconds, turnsPerSecond);
@@ -165,8 +174,10 @@ export async function measureSdkCpu(
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const seconds = Number(process.argv[2] ?? 10);
   const flush = process.argv[3];
+  const warmSeconds = process.argv[4];
   const result = await measureSdkCpu({
     seconds,
+    ...(warmSeconds === undefined ? {} : { warmSeconds: Number(warmSeconds) }),
     ...(flush === undefined ? {} : { clientOptions: { flushIntervalMs: Number(flush) } }),
   });
   console.log(JSON.stringify(result, null, 2));
