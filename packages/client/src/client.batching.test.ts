@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { customPayload, sleep, startHarness } from "./testing/harness.js";
+import { uuidv7Time } from "./uuidv7.js";
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -66,4 +67,22 @@ test("an ack does not send a partial batch early: acks do not turn into many tin
 test("batchMaxBytes must be a positive number", async (t) => {
   const harness = await startHarness(t, { watchConfig: false });
   assert.throws(() => harness.newClient({ batchMaxBytes: 0 }), /batchMaxBytes must be a positive number/);
+});
+
+test("event ids are stamped with the capture time and increase in capture order, though encoded later", async (t) => {
+  const { fake, client } = await startHarness(t, { watchConfig: false, flushIntervalMs: 300 });
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    times.push(Date.now());
+    client.capture({ sessionId: "ids", payload: customPayload(i) });
+    await sleep(5);
+  }
+  assert.equal((await client.flush(5000)).complete, true);
+  const events = [...fake.stored.values()].sort((a, b) => a.seq - b.seq);
+  assert.equal(events.length, 20);
+  events.forEach((e, i) => {
+    const idMs = uuidv7Time(e.eventId);
+    assert.ok(idMs >= times[i]! && idMs <= times[i]! + 50, `id ms ${idMs} vs captured at ${times[i]}`);
+    if (i > 0) assert.ok(events[i - 1]!.eventId < e.eventId);
+  });
 });
