@@ -20,3 +20,8 @@ export {
   type ServicePrincipal,
   type TenantEntry,
 } from "./tenants.js";
+export {
+  startServiceEndpoints,
+  type ServiceEndpoints,
+  type ServiceEndpointsOptions,
+} from "./service-endpoints.js";

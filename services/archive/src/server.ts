@@ -2,14 +2,7 @@ import { readFileSync } from "node:fs";
 
 import { parse as parseYaml } from "yaml";
 
-import {
-  PROTO_DIR,
-  sessionTrackProtoFiles,
-  startGrpcServer,
-  startMetricsServer,
-  TenantDirectory,
-  type Logger,
-} from "@sessiontrack/runtime";
+import { startServiceEndpoints, TenantDirectory, type Logger } from "@sessiontrack/runtime";
 
 import { Archive } from "./archive.js";
 import { compactFragmentedSessions, type CompactionResult } from "./compaction.js";
@@ -146,13 +139,11 @@ export async function startArchiveServer(
   const compact = (): Promise<CompactionResult> =>
     compactFragmentedSessions(archive, keks, config.compactIdleSeconds * 1000);
   let draining = false;
-  let grpcServer;
-  let metricsServer;
+  let endpoints;
   try {
-    grpcServer = await startGrpcServer({
-      host: config.listen.host,
-      port: config.listen.port,
-      logger: logger.child({ component: "grpc" }),
+    endpoints = await startServiceEndpoints({
+      listen: config.listen,
+      metricsListen: config.metricsListen,
       services: [
         {
           name: "sessiontrack.v1.ArchiveService",
@@ -160,18 +151,12 @@ export async function startArchiveServer(
           implementation: service.implementation(),
         },
       ],
-      reflection: { protoFiles: sessionTrackProtoFiles(), includeDirs: [PROTO_DIR] },
-      maxReceiveMessageBytes: 64 * 1024 * 1024,
-    });
-    metricsServer = await startMetricsServer({
-      host: config.metricsListen.host,
-      port: config.metricsListen.port,
       registry: metrics.registry,
       isReady: () => !draining,
-      logger: logger.child({ component: "metrics" }),
+      maxReceiveMessageBytes: 64 * 1024 * 1024,
+      logger,
     });
   } catch (error) {
-    await grpcServer?.shutdown(0);
     await rawStore.close();
     throw error;
   }
@@ -202,8 +187,7 @@ export async function startArchiveServer(
     { store: rawStore.kind, location: rawStore.location, tenants: tenants.size },
     "archive started",
   );
-  const grpc = grpcServer;
-  const http = metricsServer;
+  const { grpc, http } = endpoints;
   let closing: Promise<void> | undefined;
   return {
     address: grpc.address,

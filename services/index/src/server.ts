@@ -1,11 +1,4 @@
-import {
-  PROTO_DIR,
-  sessionTrackProtoFiles,
-  startGrpcServer,
-  startMetricsServer,
-  TenantDirectory,
-  type Logger,
-} from "@sessiontrack/runtime";
+import { startServiceEndpoints, TenantDirectory, type Logger } from "@sessiontrack/runtime";
 
 import { createIndexBackend } from "./backend-factory.js";
 import type { IndexBackend } from "./backend.js";
@@ -40,13 +33,11 @@ export async function startIndexServer(config: IndexConfig, logger: Logger): Pro
     maxBatchEvents: config.maxBatchEvents,
   });
   let closing = false;
-  let grpcServer;
-  let metricsServer;
+  let endpoints;
   try {
-    grpcServer = await startGrpcServer({
-      host: config.listen.host,
-      port: config.listen.port,
-      logger: logger.child({ component: "grpc" }),
+    endpoints = await startServiceEndpoints({
+      listen: config.listen,
+      metricsListen: config.metricsListen,
       services: [
         {
           name: "sessiontrack.v1.IndexService",
@@ -54,24 +45,20 @@ export async function startIndexServer(config: IndexConfig, logger: Logger): Pro
           implementation: service.implementation(),
         },
       ],
-      reflection: { protoFiles: sessionTrackProtoFiles(), includeDirs: [PROTO_DIR] },
-      maxReceiveMessageBytes: 64 * 1024 * 1024,
-    });
-    metricsServer = await startMetricsServer({
-      host: config.metricsListen.host,
-      port: config.metricsListen.port,
       registry: metrics.registry,
       isReady: () => !closing,
-      logger: logger.child({ component: "metrics" }),
+      maxReceiveMessageBytes: 64 * 1024 * 1024,
+      logger,
     });
   } catch (error) {
-    await grpcServer?.shutdown(0);
     await backend.close();
     throw error;
   }
-  logger.info({ backend: backend.kind, tenants: tenants.size, address: grpcServer.address }, "index started");
-  const grpc = grpcServer;
-  const http = metricsServer;
+  logger.info(
+    { backend: backend.kind, tenants: tenants.size, address: endpoints.grpc.address },
+    "index started",
+  );
+  const { grpc, http } = endpoints;
   let closed: Promise<void> | undefined;
   return {
     address: grpc.address,

@@ -1,13 +1,6 @@
 import { join } from "node:path";
 
-import {
-  PROTO_DIR,
-  sessionTrackProtoFiles,
-  startGrpcServer,
-  startMetricsServer,
-  TenantDirectory,
-  type Logger,
-} from "@sessiontrack/runtime";
+import { startServiceEndpoints, TenantDirectory, type Logger } from "@sessiontrack/runtime";
 import { PrivacyServiceService } from "@sessiontrack/proto";
 import { WriteAheadLog } from "@sessiontrack/wal";
 
@@ -93,13 +86,11 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     redactorFor,
   });
   let draining = false;
-  let grpcServer;
-  let metricsServer;
+  let endpoints;
   try {
-    grpcServer = await startGrpcServer({
-      host: config.listen.host,
-      port: config.listen.port,
-      logger: logger.child({ component: "grpc" }),
+    endpoints = await startServiceEndpoints({
+      listen: config.listen,
+      metricsListen: config.metricsListen,
       services: [
         {
           name: "sessiontrack.v1.IngestService",
@@ -112,18 +103,12 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
           implementation: privacy.implementation(),
         },
       ],
-      reflection: { protoFiles: sessionTrackProtoFiles(), includeDirs: [PROTO_DIR] },
-      maxReceiveMessageBytes: config.maxBatchBytes + 1024 * 1024,
-    });
-    metricsServer = await startMetricsServer({
-      host: config.metricsListen.host,
-      port: config.metricsListen.port,
       registry: metrics.registry,
       isReady: () => !draining && wal.stats().failed === null,
-      logger: logger.child({ component: "metrics" }),
+      maxReceiveMessageBytes: config.maxBatchBytes + 1024 * 1024,
+      logger,
     });
   } catch (error) {
-    await grpcServer?.shutdown(0);
     captureConfig.close();
     sinkClients?.close();
     await wal.close();
@@ -139,8 +124,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     },
     "ingest started",
   );
-  const grpc = grpcServer;
-  const http = metricsServer;
+  const { grpc, http } = endpoints;
   let closing: Promise<void> | undefined;
   return {
     address: grpc.address,

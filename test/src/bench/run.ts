@@ -201,9 +201,10 @@ async function main(): Promise<void> {
     "ingest.redacted_events_per_s": ">= 100000",
     "archive.compression_ratio": ">= 5",
   };
-  console.log("\nfigure                          value        target");
+  const width = Math.max(...Object.keys(results).map((name) => name.length)) + 2;
+  console.log(`\n${"figure".padEnd(width)}${"value".padEnd(13)}target`);
   for (const [name, value] of Object.entries(results)) {
-    console.log(`${name.padEnd(32)}${String(value).padEnd(13)}${targets[name] ?? ""}`);
+    console.log(`${name.padEnd(width)}${String(value).padEnd(13)}${targets[name] ?? ""}`);
   }
   console.log(`\nwritten to ${latestPath}`);
 }
