@@ -27,7 +27,7 @@ if [ "${#tool_dirs[@]}" -eq 0 ]; then
   exit 0
 fi
 if ! command -v go >/dev/null; then
-  echo "tools: Go is required to build ${tool_dirs[*]} (install Go >= 1.22 and rerun make tools)" >&2
+  echo "tools: Go is required to build ${tool_dirs[*]} (install Go >= 1.26 and rerun make tools)" >&2
   exit 1
 fi
 
