@@ -26,7 +26,7 @@ proto: setup ## regenerate packages/proto from protos/ (buf + ts-proto, options 
 build: setup ## compile every package, service and test (tsc -b, incremental)
 	npx tsc -b tsconfig.build.json
 
-run: build ## start the embedded stack (ingest on local disk) and show it working
+run: build ## start the embedded stack (ingest, index, archive on local disk) and show it working
 	node packages/cli/bin/sessiontrack.js dev
 
 lint: setup ## eslint (type-aware), prettier, buf lint/breaking, generated-code staleness
@@ -35,11 +35,11 @@ lint: setup ## eslint (type-aware), prettier, buf lint/breaking, generated-code 
 	npx prettier --check .
 	bash scripts/check-proto.sh
 
-test-unit: build ## unit and service tests (real gRPC servers on loopback port 0)
+test-unit: build tools ## unit and service tests (real gRPC servers on loopback, real MinIO, kube-apiserver, k6)
 	node scripts/run-tests.mjs packages/errors packages/wal packages/runtime packages/client packages/redaction packages/testkit \
 	  services/ingest services/archive services/index operator packages/cli loadtest
 
-test-system: build ## system tests in test/ (whole path, crash and outage tests)
+test-system: build tools ## system tests in test/ (pipeline, crash, outages, CRD, Helm)
 	node scripts/run-tests.mjs test
 
 test: build lint tools test-unit test-system ## install, build, lint, build the pinned tools and run every test
@@ -55,4 +55,4 @@ tools: ## build the pinned Go programs the tests need (see tools/README.md)
 	bash tools/build.sh
 
 clean: ## remove build output (keeps node_modules)
-	rm -rf packages/*/dist services/*/dist test/dist .bench
+	rm -rf packages/*/dist services/*/dist operator/dist loadtest/dist test/dist .bench
