@@ -44,7 +44,7 @@ test-system: build tools ## system tests in test/ (pipeline, crash, outages, CRD
 
 test: build lint tools test-unit test-system ## install, build, lint, build the pinned tools and run every test
 
-bench: build ## benchmarks: prints figures and writes .bench/latest.json
+bench: build tools ## benchmarks: prints figures and writes .bench/latest.json
 	node test/dist/bench/run.js
 
 loadtest: build ## full k6 load test (bot overhead capture on vs off, degraded modes); report in loadtest/results/latest
