@@ -2,43 +2,27 @@ import { hostname } from "node:os";
 
 import { z } from "zod";
 
-import { isLogLevel, parseConfig, parseHostPort } from "@sessiontrack/runtime";
-
-const integer = (min: number) =>
-  z.coerce
-    .number({ error: "must be a number" })
-    .int("must be a whole number")
-    .min(min, `must be at least ${min}`);
-
-const hostPort = (name: string) =>
-  z.string().transform((value, ctx) => {
-    try {
-      return parseHostPort(value, name);
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message.replace(`${name}: `, "") });
-      return z.NEVER;
-    }
-  });
+import { hostPortSetting, logLevelSetting, parseConfig, wholeNumberSetting } from "@sessiontrack/runtime";
 
 const schema = z
   .object({
     kubeconfig: z.string().min(1).optional(),
     inCluster: z.enum(["true", "false"]).transform((value) => value === "true"),
     namespace: z.string().min(1).optional(),
-    metricsListen: hostPort("metrics-listen"),
-    logLevel: z.string().refine(isLogLevel, "must be trace, debug, info, warn, error, fatal or silent"),
+    metricsListen: hostPortSetting("metrics-listen"),
+    logLevel: logLevelSetting(),
     leaderElection: z.enum(["true", "false"]).transform((value) => value === "true"),
     leaseNamespace: z.string().min(1, "is required"),
     leaseName: z.string().min(1, "is required"),
     identity: z.string().min(1, "is required"),
-    leaseDurationMs: integer(1000),
-    renewDeadlineMs: integer(500),
-    retryPeriodMs: integer(100),
-    watchSilenceMs: integer(100),
-    resyncMs: integer(1000),
-    requestTimeoutMs: integer(100),
-    analysisIntervalMs: integer(100),
-    workers: integer(1).max(64, "must be at most 64"),
+    leaseDurationMs: wholeNumberSetting(1000),
+    renewDeadlineMs: wholeNumberSetting(500),
+    retryPeriodMs: wholeNumberSetting(100),
+    watchSilenceMs: wholeNumberSetting(100),
+    resyncMs: wholeNumberSetting(1000),
+    requestTimeoutMs: wholeNumberSetting(100),
+    analysisIntervalMs: wholeNumberSetting(100),
+    workers: wholeNumberSetting(1).max(64, "must be at most 64"),
   })
   .refine((config) => config.kubeconfig !== undefined || config.inCluster, {
     message: "give --kubeconfig (or KUBECONFIG) or --in-cluster true",

@@ -25,3 +25,4 @@ export {
   type ServiceEndpoints,
   type ServiceEndpointsOptions,
 } from "./service-endpoints.js";
+export { hostPortSetting, logLevelSetting, wholeNumberSetting } from "./settings.js";

@@ -3,17 +3,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 import { ConfigError } from "@sessiontrack/errors";
-import { isLogLevel, parseConfig, parseHostPort } from "@sessiontrack/runtime";
-
-const hostPort = (setting: string) =>
-  z.string().transform((value, ctx) => {
-    try {
-      return parseHostPort(value, setting);
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message.replace(`${setting}: `, "") });
-      return z.NEVER;
-    }
-  });
+import { hostPortSetting, logLevelSetting, parseConfig } from "@sessiontrack/runtime";
 
 const days = z.coerce
   .number({ error: "must be a number of days" })
@@ -22,8 +12,8 @@ const days = z.coerce
 
 const schema = z
   .object({
-    listen: hostPort("listen"),
-    metricsListen: hostPort("metrics-listen"),
+    listen: hostPortSetting("listen"),
+    metricsListen: hostPortSetting("metrics-listen"),
     tenantsFile: z.string({ error: "is required (--tenants or SESSIONTRACK_TENANTS)" }).min(1, "is required"),
     store: z.enum(["local", "s3"], { error: 'must be "local" or "s3"' }),
     dataDir: z.string().min(1).optional(),
@@ -47,7 +37,7 @@ const schema = z
       .number({ error: "must be a number" })
       .int()
       .min(0, "must be at least 0 (0 = off)"),
-    logLevel: z.string().refine(isLogLevel, "must be trace, debug, info, warn, error, fatal or silent"),
+    logLevel: logLevelSetting(),
     shutdownGraceMs: z.coerce.number({ error: "must be a number" }).int().min(0, "must be at least 0"),
   })
   .superRefine((config, ctx) => {

@@ -2,28 +2,12 @@ import { readFileSync } from "node:fs";
 
 import { z } from "zod";
 
-import { isLogLevel, parseConfig, parseHostPort } from "@sessiontrack/runtime";
-
-const integer = (min: number) =>
-  z.coerce
-    .number({ error: "must be a number" })
-    .int("must be a whole number")
-    .min(min, `must be at least ${min}`);
-
-const hostPort = (name: string) =>
-  z.string().transform((value, ctx) => {
-    try {
-      return parseHostPort(value, name);
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message.replace(`${name}: `, "") });
-      return z.NEVER;
-    }
-  });
+import { hostPortSetting, logLevelSetting, parseConfig, wholeNumberSetting } from "@sessiontrack/runtime";
 
 const schema = z
   .object({
-    listen: hostPort("listen"),
-    metricsListen: hostPort("metrics-listen"),
+    listen: hostPortSetting("listen"),
+    metricsListen: hostPortSetting("metrics-listen"),
     tenantsFile: z.string({ error: "is required (--tenants or SESSIONTRACK_TENANTS)" }).min(1, "is required"),
     backend: z.enum(["sqlite", "meilisearch"], { error: "must be sqlite or meilisearch" }),
     dataDir: z.string().min(1).optional(),
@@ -34,13 +18,13 @@ const schema = z
     meiliIndex: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,400}$/, "must be a Meilisearch index uid (A-Z, a-z, 0-9, '-', '_')"),
-    meiliBatchDocuments: integer(1).max(100_000, "must be at most 100000"),
-    meiliTaskTimeoutMs: integer(100),
-    meiliTaskPruneIntervalMs: integer(1000),
-    meiliTaskRetentionMs: integer(0),
-    maxBatchEvents: integer(1).max(100_000, "must be at most 100000"),
-    logLevel: z.string().refine(isLogLevel, "must be trace, debug, info, warn, error, fatal or silent"),
-    shutdownGraceMs: integer(0),
+    meiliBatchDocuments: wholeNumberSetting(1).max(100_000, "must be at most 100000"),
+    meiliTaskTimeoutMs: wholeNumberSetting(100),
+    meiliTaskPruneIntervalMs: wholeNumberSetting(1000),
+    meiliTaskRetentionMs: wholeNumberSetting(0),
+    maxBatchEvents: wholeNumberSetting(1).max(100_000, "must be at most 100000"),
+    logLevel: logLevelSetting(),
+    shutdownGraceMs: wholeNumberSetting(0),
   })
   .superRefine((config, ctx) => {
     if (config.meiliKeyFileProblem !== undefined) {

@@ -3,15 +3,15 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 import { ConfigError } from "@sessiontrack/errors";
-import { isLogLevel, parseConfig, parseHostPort } from "@sessiontrack/runtime";
+import {
+  hostPortSetting,
+  logLevelSetting,
+  parseConfig,
+  parseHostPort,
+  wholeNumberSetting,
+} from "@sessiontrack/runtime";
 
 const MiB = 1024 * 1024;
-
-const integer = (min: number) =>
-  z.coerce
-    .number({ error: "must be a number" })
-    .int("must be a whole number")
-    .min(min, `must be at least ${min}`);
 
 /** A sink's address: `host:port`, `grpc://host:port` (plaintext) or `grpcs://host:port` (TLS). */
 export interface SinkEndpoint {
@@ -38,39 +38,25 @@ const sinkEndpoint = z.string().transform((value, ctx): SinkEndpoint => {
 });
 
 const schema = z.object({
-  listen: z.string().transform((value, ctx) => {
-    try {
-      return parseHostPort(value, "listen");
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message.replace(/^listen: /, "") });
-      return z.NEVER;
-    }
-  }),
-  metricsListen: z.string().transform((value, ctx) => {
-    try {
-      return parseHostPort(value, "metrics-listen");
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: (error as Error).message.replace(/^metrics-listen: /, "") });
-      return z.NEVER;
-    }
-  }),
+  listen: hostPortSetting("listen"),
+  metricsListen: hostPortSetting("metrics-listen"),
   dataDir: z.string({ error: "is required (--data-dir or SESSIONTRACK_DATA_DIR)" }).min(1, "is required"),
   tenantsFile: z.string({ error: "is required (--tenants or SESSIONTRACK_TENANTS)" }).min(1, "is required"),
   captureConfigFile: z.string().min(1).optional(),
-  maxEventBytes: integer(1024).max(4 * MiB, "must be at most 4 MiB"),
-  maxBatchEvents: integer(1).max(100_000, "must be at most 100000"),
-  maxBatchBytes: integer(1024).max(256 * MiB, "must be at most 256 MiB"),
-  walSegmentBytes: integer(1 * MiB),
-  walMaxRetainedBytes: z.union([z.literal(Number.POSITIVE_INFINITY), integer(1 * MiB)]),
-  logLevel: z.string().refine(isLogLevel, "must be trace, debug, info, warn, error, fatal or silent"),
-  shutdownGraceMs: integer(0),
+  maxEventBytes: wholeNumberSetting(1024).max(4 * MiB, "must be at most 4 MiB"),
+  maxBatchEvents: wholeNumberSetting(1).max(100_000, "must be at most 100000"),
+  maxBatchBytes: wholeNumberSetting(1024).max(256 * MiB, "must be at most 256 MiB"),
+  walSegmentBytes: wholeNumberSetting(1 * MiB),
+  walMaxRetainedBytes: z.union([z.literal(Number.POSITIVE_INFINITY), wholeNumberSetting(1 * MiB)]),
+  logLevel: logLevelSetting(),
+  shutdownGraceMs: wholeNumberSetting(0),
   archiveUrl: sinkEndpoint.optional(),
   indexUrl: sinkEndpoint.optional(),
   serviceKeyFile: z.string().min(1, "must be a path").optional(),
-  shipBatchEvents: integer(1).max(50_000, "must be at most 50000"),
-  shipBatchBytes: integer(64 * 1024).max(64 * MiB, "must be at most 64 MiB"),
-  shipTimeoutMs: integer(100),
-  eraseWaitMs: integer(0),
+  shipBatchEvents: wholeNumberSetting(1).max(50_000, "must be at most 50000"),
+  shipBatchBytes: wholeNumberSetting(64 * 1024).max(64 * MiB, "must be at most 64 MiB"),
+  shipTimeoutMs: wholeNumberSetting(100),
+  eraseWaitMs: wholeNumberSetting(0),
 });
 
 /** Ingest's settings, parsed once at start-up and frozen. */
