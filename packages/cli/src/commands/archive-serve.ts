@@ -20,6 +20,7 @@ const USAGE = `Usage: sessiontrack archive serve --tenants FILE --kek-dir DIR [-
   --retention-days N            delete objects after N days (0 = keep)
   --policy-file FILE            per-tenant retention/tiering policy
   --sweep-interval-seconds N    how often retention and tiering run (default 3600)
+  --compact-idle-seconds N      rewrite a session idle this long as one section (default 600; 0 = never)
   --log-level LEVEL             trace|debug|info|warn|error (default info)
   --shutdown-grace-ms N         drain time on SIGTERM (default 10000)
 
@@ -42,6 +43,7 @@ const FLAGS = [
   "retention-days",
   "policy-file",
   "sweep-interval-seconds",
+  "compact-idle-seconds",
   "log-level",
   "shutdown-grace-ms",
 ] as const;

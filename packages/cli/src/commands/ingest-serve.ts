@@ -1,8 +1,6 @@
 import { loadIngestConfig, startIngestServer } from "@sessiontrack/ingest";
-import { createLogger } from "@sessiontrack/runtime";
 
-import { parseCommandArgs } from "../args.js";
-import { waitForShutdownSignal } from "../signals.js";
+import { runServe } from "./service-serve.js";
 
 const USAGE = `Usage: sessiontrack ingest serve --data-dir DIR --tenants FILE [options]
 
@@ -52,20 +50,15 @@ const FLAGS = [
 ] as const;
 
 /** `sessiontrack ingest serve` */
-export async function runIngestServe(argv: readonly string[]): Promise<number> {
-  const options = Object.fromEntries(FLAGS.map((flag) => [flag, { type: "string" as const }]));
-  const args = parseCommandArgs(argv, { ...options, help: { type: "boolean", short: "h" } }, USAGE);
-  if (args.booleans["help"] === true) {
-    console.log(USAGE);
-    return 0;
-  }
-  const config = loadIngestConfig(args.flags);
-  const logger = createLogger({ name: "ingest", level: config.logLevel });
-  const server = await startIngestServer(config, logger);
-  logger.info({ address: server.address, metrics: server.metricsAddress }, "ingest serving");
-  const signal = await waitForShutdownSignal();
-  logger.info({ signal }, "draining");
-  await server.close();
-  logger.info("stopped");
-  return 0;
+export function runIngestServe(argv: readonly string[]): Promise<number> {
+  return runServe(
+    {
+      name: "ingest",
+      usage: USAGE,
+      flags: FLAGS,
+      load: (flags) => loadIngestConfig(flags),
+      start: startIngestServer,
+    },
+    argv,
+  );
 }
