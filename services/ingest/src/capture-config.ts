@@ -137,8 +137,7 @@ type Listener = (config: CaptureConfig) => void;
  * change to all subscribers at once. A bad file keeps the last good configuration.
  */
 export class CaptureConfigSource {
-  private current: CaptureConfig;
-  private currentTenantRules: TenantCaptureRules = NO_TENANT_RULES;
+  private current: CaptureFile = { config: DEFAULT_CAPTURE_CONFIG, tenantRules: NO_TENANT_RULES };
   private readonly listeners = new Set<Listener>();
   private timer: NodeJS.Timeout | undefined;
   private lastSignature = "";
@@ -147,12 +146,9 @@ export class CaptureConfigSource {
     private readonly path: string | undefined,
     private readonly logger: Logger,
   ) {
-    this.current = DEFAULT_CAPTURE_CONFIG;
     if (path !== undefined) {
       // A bad file at start-up is a configuration error: fail fast, naming it.
-      const file = parseCaptureFile(readFileSync(path, "utf8"), path);
-      this.current = file.config;
-      this.currentTenantRules = file.tenantRules;
+      this.current = parseCaptureFile(readFileSync(path, "utf8"), path);
       this.lastSignature = this.signature() ?? "";
       this.timer = setInterval(() => this.poll(), POLL_MS);
       this.timer.unref();
@@ -161,12 +157,12 @@ export class CaptureConfigSource {
 
   /** The configuration in force. */
   get config(): CaptureConfig {
-    return this.current;
+    return this.current.config;
   }
 
   /** The per-tenant rules in force, updated together with {@link config}. */
   get tenantRules(): TenantCaptureRules {
-    return this.currentTenantRules;
+    return this.current.tenantRules;
   }
 
   /** Calls `listener` with every new configuration; returns the unsubscribe function. */
@@ -220,9 +216,8 @@ export class CaptureConfigSource {
       return;
     }
     const next = file.config;
-    if (next.revision === this.current.revision) return;
-    this.current = next;
-    this.currentTenantRules = file.tenantRules;
+    if (next.revision === this.current.config.revision) return;
+    this.current = file;
     this.logger.info(
       { revision: next.revision, enabled: next.enabled, stage: next.stage },
       "capture config changed",
