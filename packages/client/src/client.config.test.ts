@@ -14,6 +14,7 @@ function config(revision: string, overrides: Partial<CaptureConfig> = {}): Captu
     stage: "full",
     cohorts: [],
     optOut: undefined,
+    canary: undefined,
     ...overrides,
   };
 }

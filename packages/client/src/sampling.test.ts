@@ -17,6 +17,7 @@ function config(overrides: Partial<CaptureConfig> = {}): CaptureConfig {
     stage: "full",
     cohorts: [],
     optOut: undefined,
+    canary: undefined,
     ...overrides,
   };
 }

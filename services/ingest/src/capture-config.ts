@@ -76,6 +76,7 @@ export const DEFAULT_CAPTURE_CONFIG: CaptureConfig = {
   stage: "full",
   cohorts: [],
   optOut: { userIds: [], botIds: [] },
+  canary: undefined,
 };
 
 /** Parses a capture-config file's text (YAML or JSON); ConfigError names the file and field. */
@@ -101,7 +102,12 @@ export function parseCaptureFile(text: string, path: string): CaptureFile {
   const revision = createHash("sha256").update(text).digest("hex").slice(0, 12);
   const { optOut, tenantCohorts, ...rest } = parsed.data;
   return {
-    config: { revision, ...rest, optOut: { userIds: optOut.userIds, botIds: optOut.botIds } },
+    config: {
+      revision,
+      ...rest,
+      optOut: { userIds: optOut.userIds, botIds: optOut.botIds },
+      canary: undefined,
+    },
     tenantRules: { optOutTenants: optOut.tenantIds, tenantCohorts },
   };
 }

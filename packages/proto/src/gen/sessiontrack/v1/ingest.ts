@@ -27,6 +27,15 @@ import { Event } from "./event.js";
 /** AppendRequest is one batch of events. */
 export interface AppendRequest {
   events: Event[];
+  /**
+   * The SDK's own measured cost: percent of the bot process's CPU spent on capture over
+   * its last ~1 s window, sent on at most one batch per window; 0 means no measurement.
+   * Ingest keeps the latest report per connection for 60 s and exports the maximum over
+   * live reporters as the gauge sessiontrack_bot_capture_overhead_pct, which the
+   * operator's canary analysis compares with its max-overhead threshold. A NaN, negative
+   * or absurd (> 1000) value is ignored and counted; it never fails the batch.
+   */
+  captureOverheadPct: number;
 }
 
 /** AppendResponse acknowledges a whole batch. */
@@ -42,6 +51,8 @@ export interface StreamRequest {
   /** Client-chosen batch number, echoed in the answer. Unique within the stream. */
   batchSeq: number;
   events: Event[];
+  /** As AppendRequest.capture_overhead_pct; ingest keeps the latest report per stream. */
+  captureOverheadPct: number;
 }
 
 /** StreamResponse answers exactly one StreamRequest. */
@@ -96,7 +107,38 @@ export interface CaptureConfig {
   /** Rules for specific bots or user groups, first match wins. */
   cohorts: CohortRule[];
   /** Who is never captured; wins over every stage and cohort. */
-  optOut: OptOut | undefined;
+  optOut:
+    | OptOut
+    | undefined;
+  /**
+   * The version canary in force, if any (unset when there is none: after a rollback or
+   * a promotion the next config simply carries no route). The operator writes it into
+   * the capture-config file; ingest validates it and sends it to every watcher.
+   */
+  canary: CanaryRoute | undefined;
+}
+
+/**
+ * CanaryRoute sends a sticky cohort of sessions to a canary revision of one component:
+ * a session is in the cohort when FNV-1a-32("canary:" + session_id) / 2^32 is below
+ * weight_percent / 100 (@sessiontrack/cohort inCanaryCohort), salted so the canary
+ * cohort is independent of the sampling cohort. For "ingest" the SDK sends the
+ * cohort's events to `address` instead of its ingest endpoint; for "index" and
+ * "archive" ingest's shipper delivers the cohort's events to `address` instead of the
+ * stable sink. Everything else goes where it always went.
+ */
+export interface CanaryRoute {
+  /** The component under canary: "ingest", "index" or "archive". */
+  component: string;
+  /** The operator's revision name of the canary, for logs and diagnostics. */
+  revision: string;
+  /** Share of sessions routed to the canary, in percent (0..100). */
+  weightPercent: number;
+  /**
+   * host:port of the canary's gRPC Service, for example
+   * "sst-index-canary.default.svc:7071".
+   */
+  address: string;
 }
 
 /**
@@ -118,13 +160,16 @@ export interface OptOut {
 }
 
 function createBaseAppendRequest(): AppendRequest {
-  return { events: [] };
+  return { events: [], captureOverheadPct: 0 };
 }
 
 export const AppendRequest: MessageFns<AppendRequest> = {
   encode(message: AppendRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.events) {
       Event.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.captureOverheadPct !== 0) {
+      writer.uint32(17).double(message.captureOverheadPct);
     }
     return writer;
   },
@@ -150,6 +195,14 @@ export const AppendRequest: MessageFns<AppendRequest> = {
             message.events.push(Event.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.captureOverheadPct = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -163,13 +216,23 @@ export const AppendRequest: MessageFns<AppendRequest> = {
   },
 
   fromJSON(object: any): AppendRequest {
-    return { events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [] };
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [],
+      captureOverheadPct: isSet(object.captureOverheadPct)
+        ? globalThis.Number(object.captureOverheadPct)
+        : isSet(object.capture_overhead_pct)
+        ? globalThis.Number(object.capture_overhead_pct)
+        : 0,
+    };
   },
 
   toJSON(message: AppendRequest): unknown {
     const obj: any = {};
     if (message.events?.length) {
       obj.events = message.events.map((e) => Event.toJSON(e));
+    }
+    if (message.captureOverheadPct !== 0) {
+      obj.captureOverheadPct = floatToJson(message.captureOverheadPct);
     }
     return obj;
   },
@@ -180,6 +243,7 @@ export const AppendRequest: MessageFns<AppendRequest> = {
   fromPartial(object: DeepPartial<AppendRequest>): AppendRequest {
     const message = createBaseAppendRequest();
     message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
+    message.captureOverheadPct = object.captureOverheadPct ?? 0;
     return message;
   },
 };
@@ -270,7 +334,7 @@ export const AppendResponse: MessageFns<AppendResponse> = {
 };
 
 function createBaseStreamRequest(): StreamRequest {
-  return { batchSeq: 0, events: [] };
+  return { batchSeq: 0, events: [], captureOverheadPct: 0 };
 }
 
 export const StreamRequest: MessageFns<StreamRequest> = {
@@ -280,6 +344,9 @@ export const StreamRequest: MessageFns<StreamRequest> = {
     }
     for (const v of message.events) {
       Event.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.captureOverheadPct !== 0) {
+      writer.uint32(25).double(message.captureOverheadPct);
     }
     return writer;
   },
@@ -313,6 +380,14 @@ export const StreamRequest: MessageFns<StreamRequest> = {
             message.events.push(Event.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.captureOverheadPct = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -333,6 +408,11 @@ export const StreamRequest: MessageFns<StreamRequest> = {
         ? globalThis.Number(object.batch_seq)
         : 0,
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [],
+      captureOverheadPct: isSet(object.captureOverheadPct)
+        ? globalThis.Number(object.captureOverheadPct)
+        : isSet(object.capture_overhead_pct)
+        ? globalThis.Number(object.capture_overhead_pct)
+        : 0,
     };
   },
 
@@ -344,6 +424,9 @@ export const StreamRequest: MessageFns<StreamRequest> = {
     if (message.events?.length) {
       obj.events = message.events.map((e) => Event.toJSON(e));
     }
+    if (message.captureOverheadPct !== 0) {
+      obj.captureOverheadPct = floatToJson(message.captureOverheadPct);
+    }
     return obj;
   },
 
@@ -354,6 +437,7 @@ export const StreamRequest: MessageFns<StreamRequest> = {
     const message = createBaseStreamRequest();
     message.batchSeq = object.batchSeq ?? 0;
     message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
+    message.captureOverheadPct = object.captureOverheadPct ?? 0;
     return message;
   },
 };
@@ -848,7 +932,7 @@ export const WatchConfigResponse: MessageFns<WatchConfigResponse> = {
 };
 
 function createBaseCaptureConfig(): CaptureConfig {
-  return { revision: "", enabled: false, sampleRate: 0, stage: "", cohorts: [], optOut: undefined };
+  return { revision: "", enabled: false, sampleRate: 0, stage: "", cohorts: [], optOut: undefined, canary: undefined };
 }
 
 export const CaptureConfig: MessageFns<CaptureConfig> = {
@@ -870,6 +954,9 @@ export const CaptureConfig: MessageFns<CaptureConfig> = {
     }
     if (message.optOut !== undefined) {
       OptOut.encode(message.optOut, writer.uint32(50).fork()).join();
+    }
+    if (message.canary !== undefined) {
+      CanaryRoute.encode(message.canary, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -935,6 +1022,14 @@ export const CaptureConfig: MessageFns<CaptureConfig> = {
             message.optOut = OptOut.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.canary = CanaryRoute.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -963,6 +1058,7 @@ export const CaptureConfig: MessageFns<CaptureConfig> = {
         : isSet(object.opt_out)
         ? OptOut.fromJSON(object.opt_out)
         : undefined,
+      canary: isSet(object.canary) ? CanaryRoute.fromJSON(object.canary) : undefined,
     };
   },
 
@@ -986,6 +1082,9 @@ export const CaptureConfig: MessageFns<CaptureConfig> = {
     if (message.optOut !== undefined) {
       obj.optOut = OptOut.toJSON(message.optOut);
     }
+    if (message.canary !== undefined) {
+      obj.canary = CanaryRoute.toJSON(message.canary);
+    }
     return obj;
   },
 
@@ -1002,6 +1101,130 @@ export const CaptureConfig: MessageFns<CaptureConfig> = {
     message.optOut = (object.optOut !== undefined && object.optOut !== null)
       ? OptOut.fromPartial(object.optOut)
       : undefined;
+    message.canary = (object.canary !== undefined && object.canary !== null)
+      ? CanaryRoute.fromPartial(object.canary)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCanaryRoute(): CanaryRoute {
+  return { component: "", revision: "", weightPercent: 0, address: "" };
+}
+
+export const CanaryRoute: MessageFns<CanaryRoute> = {
+  encode(message: CanaryRoute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.component !== "") {
+      writer.uint32(10).string(message.component);
+    }
+    if (message.revision !== "") {
+      writer.uint32(18).string(message.revision);
+    }
+    if (message.weightPercent !== 0) {
+      writer.uint32(25).double(message.weightPercent);
+    }
+    if (message.address !== "") {
+      writer.uint32(34).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CanaryRoute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCanaryRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.component = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.revision = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.weightPercent = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CanaryRoute {
+    return {
+      component: isSet(object.component) ? globalThis.String(object.component) : "",
+      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
+      weightPercent: isSet(object.weightPercent)
+        ? globalThis.Number(object.weightPercent)
+        : isSet(object.weight_percent)
+        ? globalThis.Number(object.weight_percent)
+        : 0,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+    };
+  },
+
+  toJSON(message: CanaryRoute): unknown {
+    const obj: any = {};
+    if (message.component !== "") {
+      obj.component = message.component;
+    }
+    if (message.revision !== "") {
+      obj.revision = message.revision;
+    }
+    if (message.weightPercent !== 0) {
+      obj.weightPercent = floatToJson(message.weightPercent);
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CanaryRoute>): CanaryRoute {
+    return CanaryRoute.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CanaryRoute>): CanaryRoute {
+    const message = createBaseCanaryRoute();
+    message.component = object.component ?? "";
+    message.revision = object.revision ?? "";
+    message.weightPercent = object.weightPercent ?? 0;
+    message.address = object.address ?? "";
     return message;
   },
 };
