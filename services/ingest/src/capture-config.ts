@@ -5,10 +5,38 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
 import { ConfigError } from "@sessiontrack/errors";
-import type { CaptureConfig } from "@sessiontrack/proto";
-import type { Logger } from "@sessiontrack/runtime";
+import type { CanaryRoute, CaptureConfig } from "@sessiontrack/proto";
+import { parseHostPort, type Logger } from "@sessiontrack/runtime";
 
 const rate = z.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1");
+
+/** The components a version canary can replace (operator/src/spec.ts Component). */
+export const CANARY_COMPONENTS = ["ingest", "index", "archive"] as const;
+
+function isDialable(address: string): boolean {
+  try {
+    return parseHostPort(address, "address").port !== 0;
+  } catch {
+    return false;
+  }
+}
+
+// The operator's route (operator/src/capture.ts CanaryRoute); its `image` is informational
+// and not served.
+const canaryRoute = z.object({
+  component: z.enum(CANARY_COMPONENTS, { error: "must be one of ingest, index, archive" }),
+  revision: z.string({ error: "must be the canary's revision name" }).min(1, "must not be empty"),
+  weight: z
+    .number({ error: "must be a number of percent" })
+    .min(0, "must be between 0 and 100 (percent)")
+    .max(100, "must be between 0 and 100 (percent)"),
+  address: z
+    .string({ error: "must be host:port of the canary's gRPC Service" })
+    .refine(
+      isDialable,
+      "must be host:port of the canary's gRPC Service, for example sst-index-canary.ns.svc:7071",
+    ),
+});
 const fileSchema = z.object({
   enabled: z.boolean().default(true),
   sampleRate: rate.default(1),
@@ -42,6 +70,8 @@ const fileSchema = z.object({
       }),
     )
     .default([]),
+  // The version canary in force; absent when there is none.
+  canary: canaryRoute.optional(),
 });
 
 /** The per-tenant part of a capture-config file, applied by ingest to each watcher. */
@@ -100,13 +130,22 @@ export function parseCaptureFile(text: string, path: string): CaptureFile {
     throw new ConfigError(`capture config ${path} is invalid:\n  ${problems.join("\n  ")}`);
   }
   const revision = createHash("sha256").update(text).digest("hex").slice(0, 12);
-  const { optOut, tenantCohorts, ...rest } = parsed.data;
+  const { optOut, tenantCohorts, canary, ...rest } = parsed.data;
+  const route: CanaryRoute | undefined =
+    canary === undefined
+      ? undefined
+      : {
+          component: canary.component,
+          revision: canary.revision,
+          weightPercent: canary.weight,
+          address: canary.address,
+        };
   return {
     config: {
       revision,
       ...rest,
       optOut: { userIds: optOut.userIds, botIds: optOut.botIds },
-      canary: undefined,
+      canary: route,
     },
     tenantRules: { optOutTenants: optOut.tenantIds, tenantCohorts },
   };
@@ -225,7 +264,7 @@ export class CaptureConfigSource {
     if (next.revision === this.current.config.revision) return;
     this.current = file;
     this.logger.info(
-      { revision: next.revision, enabled: next.enabled, stage: next.stage },
+      { revision: next.revision, enabled: next.enabled, stage: next.stage, canary: next.canary },
       "capture config changed",
     );
     for (const listener of this.listeners) {
