@@ -9,6 +9,11 @@ export interface RawBatch {
   /** StreamRequest.batch_seq; 0 for Append. */
   batchSeq: number;
   events: Buffer[];
+  /**
+   * capture_overhead_pct as sent: 0 when absent (no measurement), NaN when the field has
+   * the wrong wire type, so that the report is refused and counted but the batch is not.
+   */
+  captureOverheadPct: number;
 }
 
 function reason(error: unknown): string {
@@ -19,15 +24,18 @@ function reason(error: unknown): string {
 }
 
 /**
- * Splits an encoded AppendRequest (events = field 1) or StreamRequest (batch_seq =
- * field 1, events = field 2) into its events' raw bytes, without decoding the events.
+ * Splits an encoded AppendRequest (events = field 1, capture_overhead_pct = 2) or
+ * StreamRequest (batch_seq = field 1, events = field 2, capture_overhead_pct = 3) into
+ * its events' raw bytes, without decoding the events.
  * Keeping the bytes lets ingest store exactly what the client sent and report which
  * event of a batch is malformed.
  */
 export function decodeBatchEnvelope(bytes: Uint8Array, kind: "AppendRequest" | "StreamRequest"): RawBatch {
   const eventsField = kind === "AppendRequest" ? 1 : 2;
+  const overheadField = kind === "AppendRequest" ? 2 : 3;
   const events: Buffer[] = [];
   let batchSeq = 0;
+  let captureOverheadPct = 0;
   try {
     const reader = new BinaryReader(bytes);
     while (reader.pos < reader.len) {
@@ -39,6 +47,12 @@ export function decodeBatchEnvelope(bytes: Uint8Array, kind: "AppendRequest" | "
         const value = BigInt(reader.uint64());
         if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("batch_seq is larger than 2^53-1");
         batchSeq = Number(value);
+      } else if (field === overheadField && wireType === WireType.Bit64) {
+        captureOverheadPct = reader.double();
+      } else if (field === overheadField) {
+        // A malformed measurement is refused and counted, never a reason to refuse the events.
+        captureOverheadPct = Number.NaN;
+        reader.skip(wireType, field);
       } else if (field === eventsField || (kind === "StreamRequest" && field === 1)) {
         throw new Error(`field ${field} has wire type ${wireType}, which its declared type does not allow`);
       } else {
@@ -52,7 +66,7 @@ export function decodeBatchEnvelope(bytes: Uint8Array, kind: "AppendRequest" | "
       { cause: error },
     );
   }
-  return { batchSeq, events };
+  return { batchSeq, events, captureOverheadPct };
 }
 
 /**

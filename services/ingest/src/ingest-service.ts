@@ -63,6 +63,8 @@ function codeName(code: grpc.status): string {
  */
 export class IngestService {
   private draining = false;
+  /** Streams opened so far; numbers each one's capture overhead reports. */
+  private streams = 0;
   private readonly openCalls = new Set<{ drain(): Promise<void> }>();
 
   constructor(private readonly deps: IngestServiceDeps) {}
@@ -184,6 +186,8 @@ export class IngestService {
       callback(this.fail(error));
       return;
     }
+    // One unary call per batch: the connection (client address) is the reporter.
+    this.deps.metrics.captureOverhead.report(`append ${call.getPeer()}`, batch.captureOverheadPct);
     this.acceptBatch(principal, batch).then(
       (result) => {
         this.deps.metrics.ackLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -203,6 +207,7 @@ export class IngestService {
     }
     const { metrics, logger } = this.deps;
     metrics.openStreams.inc();
+    const reporter = `stream ${(this.streams += 1)}`;
     let inFlight = 0;
     let ended = false;
     let closed = false;
@@ -237,6 +242,7 @@ export class IngestService {
       try {
         const batch = decodeBatchEnvelope(bytes, "StreamRequest");
         batchSeq = batch.batchSeq;
+        metrics.captureOverhead.report(reporter, batch.captureOverheadPct);
         outcome = this.acceptBatch(principal, batch).then((result) => {
           metrics.ackLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
           return { result: { $case: "ack", value: { batchSeq, ...result } } };

@@ -2,6 +2,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 
 import type { WriteAheadLog } from "@sessiontrack/wal";
 
+import { CaptureOverheadReports } from "./capture-overhead.js";
+
 /** Ingest's Prometheus metrics, on a registry of their own. */
 export class IngestMetrics {
   readonly registry = new Registry();
@@ -50,6 +52,8 @@ export class IngestMetrics {
     help: "Open WatchConfig calls.",
     registers: [this.registry],
   });
+  /** The bots' capture_overhead_pct reports (sessiontrack_bot_capture_overhead_pct). */
+  readonly captureOverhead = new CaptureOverheadReports(this.registry);
 
   constructor(wal: WriteAheadLog) {
     collectDefaultMetrics({ register: this.registry, prefix: "sessiontrack_ingest_" });
