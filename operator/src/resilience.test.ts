@@ -11,12 +11,13 @@ import { Metadata, credentials } from "@grpc/grpc-js";
 import { IngestServiceClient, type WatchConfigResponse } from "@sessiontrack/proto";
 import { generateApiKey, writeTenantsFile } from "@sessiontrack/runtime";
 
-import type { WriteRecord } from "./k8s/index.js";
+import { Informer, type KubeClient, type WriteRecord } from "./k8s/index.js";
 import {
   REPO_ROOT,
   createNamespace,
   createStore,
   getStore,
+  silentLogger,
   startStallingProxy,
   startTestCluster,
   startTestOperator,
@@ -298,3 +299,94 @@ test("drift is found at the periodic relist by a dry-run apply and corrected; no
     10_000,
   );
 });
+
+test("a watch answered 410 Gone relists once and sees every change made meanwhile, once", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "gone");
+  for (const name of ["kept", "changed", "removed"]) await createStore(admin, namespace, name, {});
+  const announced: string[] = [];
+  const informer = new Informer(
+    admin,
+    {
+      apiVersion: "sessiontrack.io/v1alpha1",
+      kind: "SessionStore",
+      namespace,
+      silenceMs: 60_000,
+      resyncMs: 600_000,
+    },
+    (type, object) => announced.push(`${type} ${object.metadata.name ?? ""}`),
+    silentLogger,
+  );
+  await informer.start();
+  t.after(() => informer.stop());
+  assert.deepEqual(announced.sort(), ["added changed", "added kept", "added removed"]);
+  announced.length = 0;
+
+  // A spec change of the CRD (what an upgrade does) makes the API server drop the kind's
+  // storage and watch cache: open watches end cleanly, and the new cache starts at the
+  // current revision, so a watch resumed from an older resourceVersion is answered 410 Expired.
+  // A second watch from the same point tells the test when the old watches have ended.
+  const crdRef = {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    name: "sessionstores.sessiontrack.io",
+  };
+  const probeEnded = new Promise<unknown>((done) => {
+    void admin.watch(
+      "sessiontrack.io/v1alpha1",
+      "SessionStore",
+      namespace,
+      informer.lastResourceVersion,
+      () => undefined,
+      done,
+    );
+  });
+  const printerColumn = { name: "Probe", type: "string", jsonPath: ".metadata.uid", priority: 1 };
+  await editCrd(admin, crdRef, (columns) => [...columns, printerColumn]);
+  t.after(() => editCrd(admin, crdRef, (columns) => columns.filter((column) => column.name !== "Probe")));
+  assert.equal((await probeEnded) ?? undefined, undefined, "the old watch ended cleanly (no error)");
+
+  // Changes while the informer's watch is down.
+  await admin.mergePatch(storeRef(namespace, "changed"), { spec: { ingest: { replicas: 4 } } });
+  await admin.delete(storeRef(namespace, "removed"));
+  await createStore(admin, namespace, "created", {});
+
+  await waitFor(
+    "the informer's cache after the 410",
+    () =>
+      informer.relists.gone >= 1 &&
+      informer.get(namespace, "created") !== undefined &&
+      informer.get(namespace, "removed") === undefined &&
+      (informer.get(namespace, "changed")?.["spec"] as { ingest?: { replicas?: number } }).ingest
+        ?.replicas === 4,
+    20_000,
+  );
+  await new Promise((r) => setTimeout(r, 500)); // anything announced twice would show by now
+  t.diagnostic(`announced after the CRD change: ${announced.join(", ")}`);
+  const count = (entry: string) => announced.filter((seen) => seen === entry).length;
+  assert.equal(informer.relists.gone, 1, "one relist for the one 410");
+  assert.equal(informer.relists.error, 0, "no other relist");
+  assert.equal(count("modified changed"), 1, `the change was announced once: ${announced.join(", ")}`);
+  assert.equal(count("deleted removed"), 1, `the delete was announced once: ${announced.join(", ")}`);
+  assert.equal(count("added created"), 1, `the new object was announced once: ${announced.join(", ")}`);
+  assert.ok(
+    count("resync kept") <= 1,
+    `the unchanged object was re-announced at most once: ${announced.join(", ")}`,
+  );
+  assert.equal(announced.length, 3 + count("resync kept"), `nothing else: ${announced.join(", ")}`);
+});
+
+/** Replaces the CRD's printer columns (a spec change: the API server re-creates the kind's storage). */
+async function editCrd(
+  admin: KubeClient,
+  ref: { apiVersion: string; kind: string; name: string },
+  edit: (columns: { name: string }[]) => { name: string }[],
+): Promise<void> {
+  const crd = await admin.get(ref);
+  assert.ok(crd, "the CRD exists");
+  const version = (crd["spec"] as { versions: { additionalPrinterColumns?: { name: string }[] }[] })
+    .versions[0];
+  assert.ok(version);
+  version.additionalPrinterColumns = edit(version.additionalPrinterColumns ?? []);
+  await admin.replace(crd);
+}

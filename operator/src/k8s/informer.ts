@@ -27,8 +27,9 @@ const key = (object: KubeObject): string =>
 
 /**
  * List-then-watch cache of one kind. A 410 Gone (resourceVersion too old) relists from
- * scratch; a silent watch is aborted by a watchdog and relisted; every `resyncMs` a full
- * relist diffs against the cache and re-announces all objects.
+ * scratch; a watch refused with 429 is resumed from the same resourceVersion after a backoff;
+ * a silent watch is aborted by a watchdog and relisted; every `resyncMs` a full relist diffs
+ * against the cache and re-announces all objects.
  */
 export class Informer {
   private readonly cache = new Map<string, KubeObject>();
@@ -98,6 +99,11 @@ export class Informer {
     return this.synced;
   }
 
+  /** The resourceVersion the next watch resumes from (the last one listed or seen). */
+  get lastResourceVersion(): string {
+    return this.resourceVersion;
+  }
+
   /** The cached object, if any. */
   get(namespace: string | undefined, name: string): KubeObject | undefined {
     return this.cache.get(`${namespace ?? ""}/${name}`);
@@ -153,15 +159,24 @@ export class Informer {
   }
 
   private scheduleRetry(error: unknown): void {
+    this.afterBackoff(error, "informer: list failed; retrying", () => void this.relistSafely("error"));
+  }
+
+  private scheduleWatchRetry(generation: number, error: unknown): void {
+    this.afterBackoff(error, "informer: watch refused; resuming it after a backoff", () => {
+      if (generation !== this.generation) return;
+      void this.openWatch(generation).catch((failure: unknown) => this.scheduleRetry(failure));
+    });
+  }
+
+  /** Runs `retry` after an exponential backoff with jitter, longer with each consecutive failure. */
+  private afterBackoff(error: unknown, message: string, retry: () => void): void {
     if (!this.running) return;
     this.failures += 1;
     const delay = Math.min(30_000, 250 * 2 ** Math.min(this.failures, 7)) * (0.5 + Math.random() / 2);
-    this.logger.warn(
-      { err: error, kind: this.options.kind, retryInMs: Math.round(delay) },
-      "informer: list failed; retrying",
-    );
+    this.logger.warn({ err: error, kind: this.options.kind, retryInMs: Math.round(delay) }, message);
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => void this.relistSafely("error"), delay);
+    this.retryTimer = setTimeout(retry, delay);
     this.retryTimer.unref();
   }
 
@@ -228,6 +243,7 @@ export class Informer {
       this.resourceVersion,
       (event) => {
         if (generation !== this.generation) return;
+        this.failures = 0;
         this.armWatchdog(generation);
         const rv = event.object.metadata.resourceVersion;
         if (rv !== undefined) this.resourceVersion = rv;
@@ -248,6 +264,11 @@ export class Informer {
         if (isStatus(error, 410)) {
           this.logger.info({ kind }, "informer: resourceVersion gone (410); relisting from scratch");
           void this.relistSafely("gone");
+        } else if (isStatus(error, 429)) {
+          // Refused for now (API server overloaded, or the kind's storage re-initialising after a
+          // CRD change): resume the same watch after a backoff, as client-go's reflector does. A
+          // relist would cost the server more, and a resourceVersion that is gone by then gets a 410.
+          this.scheduleWatchRetry(generation, error);
         } else if (error !== undefined && error !== null) {
           this.scheduleRetry(error);
         } else {
