@@ -94,6 +94,7 @@ export class ShipperMetrics {
   readonly lastSuccess: Gauge<"sink">;
   readonly stalled: Gauge<"sink">;
   readonly batchSeconds: Histogram<"sink">;
+  readonly canaryEvents: Counter<"sink">;
 
   constructor(registry: Registry, wal: WriteAheadLog, sinks: readonly string[]) {
     const registers = [registry];
@@ -113,6 +114,12 @@ export class ShipperMetrics {
       name: "sessiontrack_shipper_errors_total",
       help: "Failed deliveries, by sink and gRPC status code name (LOCAL: failed inside ingest).",
       labelNames: ["sink", "code"] as const,
+      registers,
+    });
+    this.canaryEvents = new Counter({
+      name: "sessiontrack_shipper_canary_events_total",
+      help: "Events of the canary cohort a sink's canary acknowledged (counted also in sessiontrack_shipper_events_total).",
+      labelNames: ["sink"] as const,
       registers,
     });
     this.lastSuccess = new Gauge({

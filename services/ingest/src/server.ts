@@ -11,7 +11,8 @@ import { IngestMetrics, ShipperMetrics } from "./metrics.js";
 import { PrivacyService } from "./privacy-service.js";
 import { loadTenantRedactors } from "./redaction.js";
 import { Shipper } from "./shipper.js";
-import { createSinkClients, sinkTransports, type SinkClients } from "./shipper-sinks.js";
+import { CanarySinkRoutes } from "./shipper-canary.js";
+import { createSinkClients, openSinkTransport, sinkTransports, type SinkClients } from "./shipper-sinks.js";
 
 /** A running ingest service. */
 export interface IngestServer {
@@ -54,6 +55,17 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     logger: logger.child({ component: "wal" }),
   });
   const metrics = new IngestMetrics(wal);
+  const { shipping } = config;
+  // An index or archive canary named by the capture config gets its cohort's events; the
+  // canary client uses the stable sink's TLS setting, service key and deadline.
+  const canaryRoutes =
+    sinkClients === undefined || shipping === undefined
+      ? undefined
+      : new CanarySinkRoutes(
+          () => captureConfig.config.canary,
+          (sink, address) =>
+            openSinkTransport(sink, { address, tls: shipping[sink]?.tls ?? false }, sinkClients),
+        );
   const shipper =
     transports.length === 0
       ? undefined
@@ -67,6 +79,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
           ),
           logger: logger.child({ component: "shipper" }),
           batch: { maxRecords: config.shipBatchEvents, maxBytes: config.shipBatchBytes },
+          ...(canaryRoutes === undefined ? {} : { canary: canaryRoutes }),
         });
   const privacy = new PrivacyService({
     wal,
@@ -111,6 +124,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
   } catch (error) {
     captureConfig.close();
     sinkClients?.close();
+    canaryRoutes?.close();
     await wal.close();
     throw error;
   }
@@ -140,6 +154,7 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
         // Ship what is already durable while the sinks answer; the rest waits in the WAL.
         await shipper?.stop(config.shutdownGraceMs);
         sinkClients?.close();
+        canaryRoutes?.close();
         await wal.close();
         await http.close();
         logger.info({ walLastLsn: wal.lastDurableLsn() }, "ingest stopped");

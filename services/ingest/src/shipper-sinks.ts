@@ -137,16 +137,21 @@ export function unaryCall<Response>(
 
 const passThrough = (bytes: Buffer): Buffer => bytes;
 
-/**
- * The transports the shipper drives, one per configured sink: the generated clients'
- * methods, with the request body passed through as already-encoded bytes.
- */
-export function sinkTransports(clients: SinkClients): SinkTransport[] {
-  const transports: SinkTransport[] = [];
-  const { archive, index } = clients;
-  const deliverWith =
-    (client: grpc.Client, method: { path: string; responseDeserialize: (bytes: Buffer) => unknown }) =>
-    async (request: Buffer, signal: AbortSignal): Promise<void> => {
+/** A sink transport with a client of its own, closed when no longer used (a canary's). */
+export interface ClosableSinkTransport extends SinkTransport {
+  close(): void;
+}
+
+/** Delivers through a generated client's method, the request body passed as already-encoded bytes. */
+function transportFor(
+  name: SinkName,
+  client: grpc.Client,
+  clients: Pick<SinkClients, "metadata" | "timeoutMs">,
+): SinkTransport {
+  const method = name === "archive" ? ArchiveServiceService.writeBatch : IndexServiceService.indexEvents;
+  return {
+    name,
+    async deliver(request: Buffer, signal: AbortSignal): Promise<void> {
       await unaryCall(
         (metadata, options, callback) =>
           client.makeUnaryRequest(
@@ -162,14 +167,30 @@ export function sinkTransports(clients: SinkClients): SinkTransport[] {
         clients.timeoutMs,
         signal,
       );
-    };
-  if (archive !== undefined) {
-    transports.push({ name: "archive", deliver: deliverWith(archive, ArchiveServiceService.writeBatch) });
-  }
-  if (index !== undefined) {
-    transports.push({ name: "index", deliver: deliverWith(index, IndexServiceService.indexEvents) });
-  }
+    },
+  };
+}
+
+/** The transports the shipper drives, one per configured sink. */
+export function sinkTransports(clients: SinkClients): SinkTransport[] {
+  const transports: SinkTransport[] = [];
+  if (clients.archive !== undefined) transports.push(transportFor("archive", clients.archive, clients));
+  if (clients.index !== undefined) transports.push(transportFor("index", clients.index, clients));
   return transports;
+}
+
+/**
+ * A transport to another instance of `sink` at `endpoint` (a canary), presenting the same
+ * service key and deadline as the stable sink's.
+ */
+export function openSinkTransport(
+  sink: SinkName,
+  endpoint: SinkEndpoint,
+  clients: Pick<SinkClients, "metadata" | "timeoutMs">,
+): ClosableSinkTransport {
+  const Client = sink === "archive" ? ArchiveServiceClient : IndexServiceClient;
+  const client = new Client(endpoint.address, credentialsFor(endpoint), CLIENT_OPTIONS);
+  return { ...transportFor(sink, client, clients), close: () => client.close() };
 }
 
 /** The grpc status of a failed call, or undefined for errors that did not come from gRPC. */
@@ -202,15 +223,15 @@ export function isTransient(error: unknown): boolean {
   );
 }
 
+/** What a failed call says: a gRPC error's details, else the error's message. */
+export function callErrorDetails(error: unknown): string {
+  if (typeof error === "object" && error !== null && "details" in error) return String(error.details);
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Turns a failed call to a sink into a domain error that names the sink and the call. */
 export function sinkCallError(sink: SinkName, call: string, error: unknown): SessionTrackError {
-  const details =
-    typeof error === "object" && error !== null && "details" in error
-      ? String(error.details)
-      : error instanceof Error
-        ? error.message
-        : String(error);
-  const message = `${sink} ${call} failed (${codeName(error)}): ${details}`;
+  const message = `${sink} ${call} failed (${codeName(error)}): ${callErrorDetails(error)}`;
   switch (grpcCode(error)) {
     case grpc.status.INVALID_ARGUMENT:
       return new InvalidEventError(message, {}, { cause: error });

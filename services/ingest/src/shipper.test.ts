@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
 
@@ -13,98 +12,19 @@ import {
   WriteBatchRequest,
   type EraseSubjectResponse,
 } from "@sessiontrack/proto";
-import { createLogger, generateApiKey, TenantDirectory, writeTenantsFile } from "@sessiontrack/runtime";
+import { createLogger } from "@sessiontrack/runtime";
 import { WriteAheadLog } from "@sessiontrack/wal";
 
 import { loadIngestConfig } from "./config.js";
 import { IngestMetrics, ShipperMetrics } from "./metrics.js";
-import { startIngestServer, type IngestServer } from "./server.js";
+import type { IngestServer } from "./server.js";
 import { Shipper } from "./shipper.js";
 import { createSinkClients, encodeEventsRequest, sinkTransports } from "./shipper-sinks.js";
 import { appendRaw, auth, encodeBatch, encodeEvent, validEvent } from "./test-harness.js";
 import { encodeStoredEvent } from "./stored-event.js";
-import { startTestSink, type TestSink } from "./test-sinks.js";
+import { setUpShippingStack, startShippingIngest, waitUntil } from "./test-sinks.js";
 
 const silent = createLogger({ name: "shipper-test", level: "silent" });
-
-interface Stack {
-  dir: string;
-  tenantsFile: string;
-  serviceKeyFile: string;
-  ingestKey: string;
-  adminKey: string;
-  readKey: string;
-  tenants: TenantDirectory;
-  archive: TestSink;
-  index: TestSink;
-}
-
-/** Keys, a tenants file with a service key, and two recording sinks. */
-async function setUp(t: TestContext): Promise<Stack> {
-  const dir = mkdtempSync(join(tmpdir(), "sessiontrack-shipper-test-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const ingest = generateApiKey();
-  const admin = generateApiKey();
-  const read = generateApiKey();
-  const service = generateApiKey();
-  const tenantsFile = join(dir, "tenants.yaml");
-  writeTenantsFile(
-    tenantsFile,
-    [
-      {
-        name: "acme",
-        keys: [
-          { id: "writer", sha256: ingest.sha256, roles: ["ingest"] },
-          { id: "admin", sha256: admin.sha256, roles: ["admin"] },
-          { id: "reader", sha256: read.sha256, roles: ["read"] },
-        ],
-      },
-    ],
-    [{ id: "ingest-shipper", sha256: service.sha256 }],
-  );
-  const serviceKeyFile = join(dir, "service.key");
-  writeFileSync(serviceKeyFile, `${service.key}\n`);
-  const tenants = TenantDirectory.load(tenantsFile);
-  return {
-    dir,
-    tenantsFile,
-    serviceKeyFile,
-    ingestKey: ingest.key,
-    adminKey: admin.key,
-    readKey: read.key,
-    tenants,
-    archive: await startTestSink(t, "archive", tenants),
-    index: await startTestSink(t, "index", tenants),
-  };
-}
-
-async function startIngest(
-  t: TestContext,
-  stack: Stack,
-  flags: Record<string, string> = {},
-): Promise<{ server: IngestServer; client: grpc.Client }> {
-  const config = loadIngestConfig(
-    {
-      "data-dir": join(stack.dir, "data"),
-      tenants: stack.tenantsFile,
-      listen: "127.0.0.1:0",
-      "metrics-listen": "127.0.0.1:0",
-      "shutdown-grace-ms": "2000",
-      "archive-url": `grpc://${stack.archive.address}`,
-      "index-url": stack.index.address,
-      "service-key-file": stack.serviceKeyFile,
-      ...flags,
-    },
-    {},
-  );
-  const server = await startIngestServer(config, silent);
-  const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
-  t.after(async () => {
-    client.close();
-    await server.close();
-  });
-  return { server, client };
-}
 
 async function append(client: grpc.Client, key: string, count: number, text = "Where is my order?") {
   const events = Array.from({ length: count }, (_, i) =>
@@ -131,21 +51,13 @@ async function append(client: grpc.Client, key: string, count: number, text = "W
   return events;
 }
 
-async function waitUntil(what: string, condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > limitMs) assert.fail(`timed out after ${limitMs} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 async function metricsText(server: IngestServer): Promise<string> {
   return (await fetch(`http://${server.metricsAddress}/metrics`)).text();
 }
 
 test("every acknowledged event reaches both sinks byte for byte, and the cursors follow", async (t) => {
-  const stack = await setUp(t);
-  const { server, client } = await startIngest(t, stack);
+  const stack = await setUpShippingStack(t);
+  const { server, client } = await startShippingIngest(t, stack);
   await append(client, stack.ingestKey, 5);
   await append(client, stack.ingestKey, 3);
   const last = server.wal.lastDurableLsn();
@@ -165,9 +77,11 @@ test("every acknowledged event reaches both sinks byte for byte, and the cursors
 });
 
 test("one sink down stalls nobody else; segments go only after both confirmed; it catches up", async (t) => {
-  const stack = await setUp(t);
+  const stack = await setUpShippingStack(t);
   stack.index.mode = "unavailable";
-  const { server, client } = await startIngest(t, stack, { "wal-segment-bytes": String(1024 * 1024) });
+  const { server, client } = await startShippingIngest(t, stack, {
+    "wal-segment-bytes": String(1024 * 1024),
+  });
   const text = "x".repeat(2000);
   for (let i = 0; i < 6; i += 1) await append(client, stack.ingestKey, 200, text);
   const last = server.wal.lastDurableLsn();
@@ -190,8 +104,8 @@ test("one sink down stalls nobody else; segments go only after both confirmed; i
 });
 
 test("cursors survive a restart: only unconfirmed records are sent again", async (t) => {
-  const stack = await setUp(t);
-  const first = await startIngest(t, stack);
+  const stack = await setUpShippingStack(t);
+  const first = await startShippingIngest(t, stack);
   await append(first.client, stack.ingestKey, 4);
   await waitUntil("shipped", () => first.server.wal.getCursor("index") === 4);
   stack.archive.mode = "unavailable";
@@ -202,7 +116,7 @@ test("cursors survive a restart: only unconfirmed records are sent again", async
   assert.equal(stack.archive.received.length, 4);
 
   stack.archive.mode = "ok";
-  const second = await startIngest(t, stack);
+  const second = await startShippingIngest(t, stack);
   await waitUntil("archive catches up after restart", () => second.server.wal.getCursor("archive") === 6);
   assert.equal(stack.archive.received.length, 6, "the 4 confirmed records were not sent again");
   assert.equal(stack.archive.eventIds.size, 6);
@@ -210,7 +124,7 @@ test("cursors survive a restart: only unconfirmed records are sent again", async
 });
 
 test("a permanently rejected batch is held and retried, never skipped", async (t) => {
-  const stack = await setUp(t);
+  const stack = await setUpShippingStack(t);
   const wal = await WriteAheadLog.open({ dir: join(stack.dir, "wal"), sinks: ["archive", "index"] });
   t.after(() => wal.close());
   const metrics = new IngestMetrics(wal);
@@ -268,8 +182,8 @@ test("a permanently rejected batch is held and retried, never skipped", async (t
 });
 
 test("a new append wakes the shipper at once (no polling interval)", async (t) => {
-  const stack = await setUp(t);
-  const { server, client } = await startIngest(t, stack);
+  const stack = await setUpShippingStack(t);
+  const { server, client } = await startShippingIngest(t, stack);
   await append(client, stack.ingestKey, 1);
   await waitUntil("first shipped", () => server.wal.getCursor("index") === 1);
   // Idle now; the next append must be shipped well within the wait below.
@@ -293,8 +207,8 @@ function eraseSubject(
 }
 
 test("EraseSubject ships the WAL first, erases from index then archive, and returns a receipt", async (t) => {
-  const stack = await setUp(t);
-  const { server, client } = await startIngest(t, stack, { "erase-wait-ms": "2000" });
+  const stack = await setUpShippingStack(t);
+  const { server, client } = await startShippingIngest(t, stack, { "erase-wait-ms": "2000" });
 
   const denied = await eraseSubject(server.address, stack.readKey, "user-1");
   assert.equal(denied.error?.code, grpc.status.PERMISSION_DENIED, "a read key may not erase");
@@ -352,9 +266,9 @@ test("shipping settings fail fast and name the bad flag", () => {
 });
 
 test("with a sink down the WAL is bounded: ingest fails closed, then accepts again once it catches up", async (t) => {
-  const stack = await setUp(t);
+  const stack = await setUpShippingStack(t);
   stack.index.mode = "unavailable";
-  const { server, client } = await startIngest(t, stack, {
+  const { server, client } = await startShippingIngest(t, stack, {
     "wal-segment-bytes": String(1024 * 1024),
     "wal-max-retained-bytes": String(3 * 1024 * 1024),
   });
@@ -402,8 +316,8 @@ test("with a sink down the WAL is bounded: ingest fails closed, then accepts aga
 });
 
 test("close() ships what is durable before stopping, and does not hang on a dead sink", async (t) => {
-  const stack = await setUp(t);
-  const { server, client } = await startIngest(t, stack, { "shutdown-grace-ms": "1000" });
+  const stack = await setUpShippingStack(t);
+  const { server, client } = await startShippingIngest(t, stack, { "shutdown-grace-ms": "1000" });
   stack.archive.mode = "unavailable";
   await append(client, stack.ingestKey, 50);
   const started = Date.now();

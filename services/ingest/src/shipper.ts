@@ -1,9 +1,10 @@
 // The shipper: delivers WAL records at-least-once to every sink, each behind its own cursor.
 import { StorageUnavailableError } from "@sessiontrack/errors";
 import type { Logger } from "@sessiontrack/runtime";
-import type { WriteAheadLog } from "@sessiontrack/wal";
+import type { WalRecord, WriteAheadLog } from "@sessiontrack/wal";
 
 import type { ShipperMetrics } from "./metrics.js";
+import { CanaryDeliveryError, splitByCanaryCohort, type CanarySinkRoutes } from "./shipper-canary.js";
 import {
   codeName,
   encodeEventsRequest,
@@ -33,6 +34,8 @@ export interface ShipperOptions {
   backoff?: Partial<ShipperBackoff>;
   /** Jitter source, injectable for tests. */
   random?: () => number;
+  /** The index/archive canary route in force, if ingest follows one. */
+  canary?: CanarySinkRoutes;
 }
 
 /** What a sink's loop is doing, for erasure errors and tests. */
@@ -228,7 +231,7 @@ class SinkLoop {
         lastLsn = records.at(-1)!.lsn;
         // The StoredEvents go out exactly as the WAL holds them; a record that is not one
         // is rejected by the sink (INVALID_ARGUMENT) and held like any permanent rejection.
-        await this.transport.deliver(encodeEventsRequest(records), this.abort.signal);
+        await this.deliver(records);
         await wal.confirm(this.name, lastLsn);
         metrics.shippedEvents.inc({ sink: this.name }, records.length);
         metrics.shippedBatches.inc({ sink: this.name });
@@ -248,6 +251,36 @@ class SinkLoop {
         await this.sleep(this.retryDelay(isTransient(error)));
       }
     }
+  }
+
+  /**
+   * Sends one batch. Under a canary route for this sink, the canary cohort's events go to
+   * the canary and the others to the stable sink, in parallel; the batch counts as
+   * delivered only when both parts were, otherwise both are sent again (the sinks are
+   * idempotent on event_id). The route is read afresh each time, so a held batch follows
+   * a rollback or promotion and then goes to the stable sink whole.
+   */
+  private async deliver(records: WalRecord[]): Promise<void> {
+    const signal = this.abort.signal;
+    const canary = this.options.canary?.targetFor(this.name);
+    if (canary === undefined) {
+      await this.transport.deliver(encodeEventsRequest(records), signal);
+      return;
+    }
+    const parts = splitByCanaryCohort(records, canary.weightPercent);
+    const [stable, cohort] = await Promise.allSettled([
+      parts.stable.length === 0
+        ? undefined
+        : this.transport.deliver(encodeEventsRequest(parts.stable), signal),
+      parts.canary.length === 0
+        ? undefined
+        : canary.transport.deliver(encodeEventsRequest(parts.canary), signal).catch((error: unknown) => {
+            throw new CanaryDeliveryError(canary.address, error);
+          }),
+    ]);
+    if (stable.status === "rejected") throw stable.reason;
+    if (cohort.status === "rejected") throw cohort.reason;
+    this.options.metrics.canaryEvents.inc({ sink: this.name }, parts.canary.length);
   }
 
   private recordFailure(error: unknown, fromLsn: number, toLsn: number): void {

@@ -1,5 +1,10 @@
 // Test support for the shipper: real gRPC ArchiveService/IndexService servers on
-// 127.0.0.1:0 that record what they receive and can be told to fail, then recover.
+// 127.0.0.1:0 that record what they receive and can be told to fail, then recover, and
+// a real ingest shipping to them.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TestContext } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
@@ -12,7 +17,10 @@ import {
   type EraseTarget,
   type IndexServiceServer,
 } from "@sessiontrack/proto";
-import type { TenantDirectory } from "@sessiontrack/runtime";
+import { createLogger, generateApiKey, TenantDirectory, writeTenantsFile } from "@sessiontrack/runtime";
+
+import { loadIngestConfig } from "./config.js";
+import { startIngestServer, type IngestServer } from "./server.js";
 
 /** How a test sink answers deliveries right now. */
 export type SinkMode = "ok" | "unavailable" | "invalid";
@@ -129,4 +137,94 @@ export async function startTestSink(
     server.forceShutdown();
   });
   return sink;
+}
+
+/** Keys, a tenants file with a service key, and two recording sinks. */
+export interface ShippingStack {
+  dir: string;
+  tenantsFile: string;
+  serviceKeyFile: string;
+  ingestKey: string;
+  adminKey: string;
+  readKey: string;
+  tenants: TenantDirectory;
+  archive: TestSink;
+  index: TestSink;
+}
+
+/** Sets up a {@link ShippingStack} in a temp dir (removed after the test). */
+export async function setUpShippingStack(t: TestContext): Promise<ShippingStack> {
+  const dir = mkdtempSync(join(tmpdir(), "sessiontrack-shipper-test-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ingest = generateApiKey();
+  const admin = generateApiKey();
+  const read = generateApiKey();
+  const service = generateApiKey();
+  const tenantsFile = join(dir, "tenants.yaml");
+  writeTenantsFile(
+    tenantsFile,
+    [
+      {
+        name: "acme",
+        keys: [
+          { id: "writer", sha256: ingest.sha256, roles: ["ingest"] },
+          { id: "admin", sha256: admin.sha256, roles: ["admin"] },
+          { id: "reader", sha256: read.sha256, roles: ["read"] },
+        ],
+      },
+    ],
+    [{ id: "ingest-shipper", sha256: service.sha256 }],
+  );
+  const serviceKeyFile = join(dir, "service.key");
+  writeFileSync(serviceKeyFile, `${service.key}\n`);
+  const tenants = TenantDirectory.load(tenantsFile);
+  return {
+    dir,
+    tenantsFile,
+    serviceKeyFile,
+    ingestKey: ingest.key,
+    adminKey: admin.key,
+    readKey: read.key,
+    tenants,
+    archive: await startTestSink(t, "archive", tenants),
+    index: await startTestSink(t, "index", tenants),
+  };
+}
+
+/** Starts ingest shipping to the stack's sinks; `flags` override or add settings. */
+export async function startShippingIngest(
+  t: TestContext,
+  stack: ShippingStack,
+  flags: Record<string, string> = {},
+): Promise<{ server: IngestServer; client: grpc.Client }> {
+  const config = loadIngestConfig(
+    {
+      "data-dir": join(stack.dir, "data"),
+      tenants: stack.tenantsFile,
+      listen: "127.0.0.1:0",
+      "metrics-listen": "127.0.0.1:0",
+      "shutdown-grace-ms": "2000",
+      "archive-url": `grpc://${stack.archive.address}`,
+      "index-url": stack.index.address,
+      "service-key-file": stack.serviceKeyFile,
+      ...flags,
+    },
+    {},
+  );
+  const server = await startIngestServer(config, createLogger({ name: "shipper-test", level: "silent" }));
+  const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
+  t.after(async () => {
+    client.close();
+    await server.close();
+  });
+  return { server, client };
+}
+
+/** Polls `condition` every 10 ms; fails the test after `limitMs`, naming `what`. */
+export async function waitUntil(what: string, condition: () => boolean, limitMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > limitMs) assert.fail(`timed out after ${limitMs} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
