@@ -216,7 +216,7 @@ export class CaptureConfigSource {
     return () => this.listeners.delete(listener);
   }
 
-  /** Number of subscribers (open WatchConfig streams). */
+  /** Number of subscribers (open WatchConfig streams, and the shipper when it follows canary routes). */
   get watchers(): number {
     return this.listeners.size;
   }

@@ -129,6 +129,15 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     throw error;
   }
   shipper?.start();
+  if (shipper !== undefined && canaryRoutes !== undefined) {
+    let route = JSON.stringify(captureConfig.config.canary ?? null);
+    captureConfig.subscribe((next) => {
+      const changed = JSON.stringify(next.canary ?? null);
+      if (changed === route) return;
+      route = changed;
+      shipper.routeChanged();
+    });
+  }
   logger.info(
     {
       tenants: tenants.size,

@@ -24,11 +24,12 @@ function sessionId(prefix: string, n: number): string {
   return `${prefix}-${createHash("sha256").update(`${prefix}${n}`).digest("hex").slice(0, 24)}`;
 }
 
-function captureText(canaryAddress: string | undefined): string {
+/** The capture-config file as the operator publishes it, with or without a canary route. */
+function captureText(canaryAddress: string | undefined, component = "index"): string {
   const route =
     canaryAddress === undefined
       ? ""
-      : `canary:\n  component: index\n  revision: sst-index-canary-2\n  image: index:2\n  weight: ${WEIGHT}\n  address: "${canaryAddress}"\n`;
+      : `canary:\n  component: ${component}\n  revision: sst-${component}-canary-2\n  image: ${component}:2\n  weight: ${WEIGHT}\n  address: "${canaryAddress}"\n`;
   return `enabled: true\nsampleRate: 1\n${route}`;
 }
 
@@ -115,4 +116,31 @@ test("an index canary gets exactly its cohort, holds the cursor while unreachabl
   const third = await appendSessions(client, stack.ingestKey, "u", 50);
   await waitUntil("later batches ship to stable", () => server.wal.getCursor("index") === 350);
   for (const event of third) assert.ok(stack.index.eventIds.has(event.id), event.id);
+});
+
+test("an archive canary that rejects its cohort holds archive; the route's removal retries at once, not after the 30 s hold", async (t) => {
+  const stack = await setUpShippingStack(t);
+  const canary = await startTestSink(t, "archive", stack.tenants);
+  canary.mode = "invalid";
+  const captureFile = join(stack.dir, "capture.yaml");
+  writeFileSync(captureFile, captureText(canary.address, "archive"));
+  const { server, client } = await startShippingIngest(t, stack, { "capture-config": captureFile });
+
+  const events = await appendSessions(client, stack.ingestKey, "r", 100);
+  await waitUntil("the canary rejected the cohort", () => canary.calls >= 1);
+  await waitUntil("the index (no route) has everything", () => server.wal.getCursor("index") === 100);
+  const held = server.shipper!.status().find((s) => s.sink === "archive")!;
+  assert.equal(held.cursor, 0, "archive holds the batch its canary rejected");
+  assert.equal(held.lastError?.permanent, true);
+  assert.equal(held.lastError?.code, "INVALID_ARGUMENT");
+
+  // Rolled back: the next attempt comes with the config change, well inside the 30 s hold.
+  writeFileSync(captureFile, captureText(undefined));
+  await waitUntil(
+    "archive delivers everything to stable",
+    () => server.wal.getCursor("archive") === 100,
+    5_000,
+  );
+  assert.deepEqual(stack.archive.eventIds, ids(events));
+  assert.equal(canary.eventIds.size, 0);
 });

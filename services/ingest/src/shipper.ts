@@ -88,6 +88,14 @@ export class Shipper {
     for (const loop of this.loops) loop.start();
   }
 
+  /**
+   * Retries every failing sink now rather than at the end of its backoff: the canary route
+   * changed, so a batch held by a failing canary may go to the stable sink now.
+   */
+  routeChanged(): void {
+    for (const loop of this.loops) loop.retryNow();
+  }
+
   /** Each sink's cursor and failure state. */
   status(): SinkStatus[] {
     return this.loops.map((loop) => loop.status());
@@ -158,6 +166,11 @@ class SinkLoop {
   wake(): void {
     this.woken = true;
     this.wakeUp?.();
+  }
+
+  retryNow(): void {
+    this.wake();
+    this.interruptSleep?.();
   }
 
   status(): SinkStatus {
@@ -328,7 +341,7 @@ class SinkLoop {
     this.woken = false;
   }
 
-  /** Sleeps between retries; a stop, a drain or a waiter cuts it short, new appends do not. */
+  /** Sleeps between retries; a stop, a drain, a waiter or a route change cuts it short, new appends do not. */
   private async sleep(ms: number): Promise<void> {
     if (this.stopping || this.draining) return;
     await new Promise<void>((resolve) => {
