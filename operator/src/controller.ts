@@ -361,6 +361,7 @@ export class SessionStoreController {
       name,
       spec,
       servedStage: previous.capture?.stage,
+      persisted: previous.captureRollout,
       published: {
         stage: configMap?.metadata.annotations?.[STAGE_ANNOTATION],
         since: configMap?.metadata.annotations?.[STAGE_SINCE_ANNOTATION],
@@ -432,6 +433,7 @@ export class SessionStoreController {
         configRevision: createHash("sha256").update(captureText).digest("hex").slice(0, 12),
       },
       ...(state.canary === undefined ? {} : { canary: state.canary }),
+      ...(stage.rollout === undefined ? {} : { captureRollout: stage.rollout }),
       currentRevision: state.target.metadata.name ?? "",
       stableRevision: state.stable.metadata.name ?? "",
       ...(state.lastRollback === undefined ? {} : { lastRollback: state.lastRollback }),

@@ -414,4 +414,80 @@ test("capture stages advance automatically only while their analysis passes; opt
   );
 });
 
+test("an operator restarted in the middle of a capture stage judges it against the stored baseline and keeps counting failures", async (t) => {
+  const { admin } = cluster;
+  const namespace = await createNamespace(admin, "stage-restart");
+  const timings = { "analysis-interval-ms": "500" };
+  const first = await startTestOperator(cluster, namespace, timings);
+  t.after(() => first.close());
+  const ingest = await startMetricsEndpoint(ingestMetrics(1000, 0, 5));
+  t.after(() => ingest.close());
+  await createFakePod(admin, namespace, "st", "ingest", "stable", ingest.url);
+  await createStore(admin, namespace, "st", {
+    capture: {
+      advancement: "Automatic",
+      stages: [
+        { name: "internal", selector: { userGroups: ["bot-team"] }, bakeTime: "1h" },
+        { name: "opt-in", selector: { userGroups: ["beta"] }, bakeTime: "1h" },
+      ],
+      currentStage: "opt-in",
+    },
+    rollout: { failureLimit: 3 },
+  });
+  const captureRollout = async () => (await getStore(admin, namespace, "st")).status?.captureRollout;
+  const baseline = await waitFor("the stage's baseline in status", async () => {
+    const state = await captureRollout();
+    return state?.baselineP95Ms === undefined ? undefined : state;
+  });
+  assert.equal(baseline.stage, "opt-in");
+  assert.equal(baseline.failures, 0);
+  const baselineMs = baseline.baselineP95Ms ?? NaN;
+  assert.ok(baselineMs > 2.5 && baselineMs <= 5, `baseline ${baselineMs} ms is the 5 ms bucket's p95`);
+
+  // The breach begins: one failed check, then the operator goes away.
+  ingest.set(ingestMetrics(2000, 0, 50));
+  await waitFor("one failed check", async () => (await captureRollout())?.failures === 1, 10_000);
+  await first.close();
+  const stored = await captureRollout();
+  assert.deepEqual(stored, { ...baseline, failures: 1 }, "status holds the baseline and one failure");
+
+  // A new operator measures 50 ms from its first check on: only the stored baseline makes that a
+  // breach, and only the stored count makes failureLimit - 1 = 2 more checks enough.
+  const scrapesAtRestart = ingest.requests();
+  const second = await startTestOperator(cluster, namespace, timings);
+  t.after(() => second.close());
+  await waitFor(
+    "the stage stepped back",
+    async () => (await getStore(admin, namespace, "st")).status?.capture?.stage === "internal",
+    15_000,
+  );
+  assert.equal(ingest.requests() - scrapesAtRestart, 2, "two checks after the restart completed the three");
+  const rolledBack = (await eventsFor(admin, namespace, "st")).filter(
+    (event) => event.reason === "CaptureStageRolledBack",
+  );
+  assert.equal(rolledBack.length, 1);
+  assert.match(rolledBack[0]?.message ?? "", /capture stage opt-in failed analysis 3 times in a row/);
+  assert.match(
+    rolledBack[0]?.message ?? "",
+    new RegExp(`above stable ${baselineMs.toFixed(1).replace(".", "\\.")} ms`),
+    "judged against the baseline measured before the restart",
+  );
+
+  // Healthy again: the stage below keeps the baseline measured before opt-in began, and
+  // checks that change nothing write nothing.
+  ingest.set(ingestMetrics(3000, 0, 5));
+  await waitFor("healthy in internal", async () => {
+    const state = await captureRollout();
+    return state?.stage === "internal" && state.failures === 0;
+  });
+  assert.equal((await captureRollout())?.baselineP95Ms, baselineMs);
+  await new Promise((r) => setTimeout(r, 600)); // the Events of the last transition
+  const writes: unknown[] = [];
+  const unsubscribe = second.client.onWrite((write) => writes.push(write));
+  await new Promise((r) => setTimeout(r, 1600)); // three analysis checks
+  unsubscribe();
+  assert.ok(ingest.requests() - scrapesAtRestart >= 5, "the checks ran");
+  assert.deepEqual(writes, [], "healthy checks of an unchanged stage write nothing");
+});
+
 export type { FakeMetricsEndpoint };

@@ -193,6 +193,12 @@ export interface SessionStoreStatus {
     stepStartedAt?: string;
     failures?: number;
   };
+  captureRollout?: {
+    stage?: string;
+    baselineP95Ms?: number;
+    baselineMeasuredAt?: string;
+    failures?: number;
+  };
   currentRevision?: string;
   stableRevision?: string;
   lastRollback?: { revision?: string; restoredRevision?: string; reason?: string; time?: string };

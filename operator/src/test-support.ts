@@ -176,12 +176,16 @@ export async function markWorkloadsReady(admin: KubeClient, namespace: string): 
 export interface FakeMetricsEndpoint {
   url: string;
   set(text: string): void;
+  /** How many scrapes it has answered. */
+  requests(): number;
   close(): Promise<void>;
 }
 
 export async function startMetricsEndpoint(initial: string): Promise<FakeMetricsEndpoint> {
   let text = initial;
+  let requests = 0;
   const server: Server = createServer((_request, response) => {
+    requests += 1;
     response.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(text);
   });
   server.listen(0, "127.0.0.1");
@@ -192,6 +196,7 @@ export async function startMetricsEndpoint(initial: string): Promise<FakeMetrics
     set: (next) => {
       text = next;
     },
+    requests: () => requests,
     close: () =>
       new Promise<void>((done) => {
         server.close(() => done());

@@ -371,5 +371,15 @@ describe("SessionStore CRD on a real kube-apiserver", () => {
     const analysis = await kubectlOk(["explain", "sst.spec.rollout.analysis"]);
     assert.match(analysis, /maxP95AckLatencyIncreasePct\s+<number>/);
     assert.match(flat(analysis), /Default 5, the product's enforced budget/);
+    const stageAnalysis = await kubectlOk(["explain", "sst.status.captureRollout"]);
+    for (const field of ["stage", "baselineP95Ms", "baselineMeasuredAt", "failures"]) {
+      assert.match(stageAnalysis, new RegExp(`^\\s+${field}\\s+<`, "m"), `field ${field} listed`);
+    }
+    assert.match(flat(stageAnalysis), /a restarted operator, or a new leader, goes on with them/);
+    const failures = await kubectlOk(["explain", "sst.status.captureRollout.failures"]);
+    assert.match(
+      flat(failures),
+      /at spec\.rollout\.failureLimit the operator steps back to the stage before/,
+    );
   });
 });
