@@ -331,20 +331,25 @@ test("a watch answered 410 Gone relists once and sees every change made meanwhil
     kind: "CustomResourceDefinition",
     name: "sessionstores.sessiontrack.io",
   };
-  const probeEnded = new Promise<unknown>((done) => {
-    void admin.watch(
-      "sessiontrack.io/v1alpha1",
-      "SessionStore",
-      namespace,
-      informer.lastResourceVersion,
-      () => undefined,
-      done,
-    );
-  });
+  let probeDone: (error: unknown) => void = () => undefined;
+  const probeEnded = new Promise<unknown>((done) => (probeDone = done));
+  const stopProbe = await admin.watch(
+    "sessiontrack.io/v1alpha1",
+    "SessionStore",
+    namespace,
+    informer.lastResourceVersion,
+    () => undefined,
+    (error) => probeDone(error),
+  );
+  t.after(stopProbe);
   const printerColumn = { name: "Probe", type: "string", jsonPath: ".metadata.uid", priority: 1 };
   await editCrd(admin, crdRef, (columns) => [...columns, printerColumn]);
   t.after(() => editCrd(admin, crdRef, (columns) => columns.filter((column) => column.name !== "Probe")));
-  assert.equal((await probeEnded) ?? undefined, undefined, "the old watch ended cleanly (no error)");
+  const ended = await Promise.race([
+    probeEnded,
+    new Promise((r) => setTimeout(() => r("still open 20 s after the CRD change"), 20_000).unref()),
+  ]);
+  assert.equal(ended ?? undefined, undefined, "the old watch ended cleanly (no error)");
 
   // Changes while the informer's watch is down.
   await admin.mergePatch(storeRef(namespace, "changed"), { spec: { ingest: { replicas: 4 } } });
