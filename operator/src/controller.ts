@@ -94,7 +94,6 @@ export class SessionStoreController {
   private readonly queue: WorkQueue;
   private readonly lastApplied = new Map<string, string>();
   private readonly lastAnalysis = new Map<string, number>();
-  private readonly windowFailures = new Map<string, number>();
   /** Owned objects to compare with a dry-run apply at their next reconcile (after a periodic relist). */
   private readonly verify = new Set<string>();
   private readonly logger: Logger;
@@ -213,7 +212,6 @@ export class SessionStoreController {
 
   private forget(key: string): void {
     this.lastAnalysis.delete(key);
-    this.windowFailures.delete(key);
     this.stages.forget(key);
   }
 
@@ -334,12 +332,18 @@ export class SessionStoreController {
       onRollback: () => this.options.metrics.rollbacks.inc(),
     });
     const stillDue = now.getTime() - (this.lastAnalysis.get(key) ?? 0) >= this.options.analysisIntervalMs;
+    // Failed checks of a promoted revision live in status, so a restart or a new leader keeps counting.
+    const checkedRevision = state.stable.metadata.name ?? "";
+    let windowFailures =
+      previous.promotionCheck?.revision === checkedRevision ? (previous.promotionCheck.failures ?? 0) : 0;
     const windowOpen = await watchPromotion(state, spec, revisions, {
       history: this.history,
       now,
       failures: {
-        get: () => this.windowFailures.get(key) ?? 0,
-        set: (count) => this.windowFailures.set(key, count),
+        get: () => windowFailures,
+        set: (count) => {
+          windowFailures = count;
+        },
       },
       analyse: stillDue
         ? (components) => {
@@ -434,6 +438,9 @@ export class SessionStoreController {
       },
       ...(state.canary === undefined ? {} : { canary: state.canary }),
       ...(stage.rollout === undefined ? {} : { captureRollout: stage.rollout }),
+      ...(windowOpen && windowFailures > 0
+        ? { promotionCheck: { revision: checkedRevision, failures: windowFailures } }
+        : {}),
       currentRevision: state.target.metadata.name ?? "",
       stableRevision: state.stable.metadata.name ?? "",
       ...(state.lastRollback === undefined ? {} : { lastRollback: state.lastRollback }),

@@ -48,10 +48,11 @@ async function setUp(
   t: { after(fn: () => Promise<void> | void): void },
   prefix: string,
   rollout: Record<string, unknown>,
+  operatorSettings: Record<string, string> = {},
 ) {
   const { admin } = cluster;
   const namespace = await createNamespace(admin, prefix);
-  const operator = await startTestOperator(cluster, namespace);
+  const operator = await startTestOperator(cluster, namespace, operatorSettings);
   t.after(() => operator.close());
   const stableMetrics = await startMetricsEndpoint(indexMetrics(1000, 0, 8));
   const canaryMetrics = await startMetricsEndpoint(indexMetrics(0, 0, 8));
@@ -224,13 +225,15 @@ test("a breaching canary is rolled back by itself with the reason in status and 
   assert.equal(condition(rolled, "RolledBack")?.reason, "ManualRollback");
 });
 
-test("a promoted revision that breaches within the rollback window is rolled back to the one it replaced", async (t) => {
+test("a promoted revision that breaches within the rollback window is rolled back to the one it replaced, across an operator restart", async (t) => {
   const { admin } = cluster;
-  const { namespace, stableMetrics, canaryMetrics, oldRevision } = await setUp(t, "window", {
-    canary: { steps: [100], interval: "1s" },
-    rollbackWindow: "1h",
-    failureLimit: 2,
-  });
+  const timings = { "analysis-interval-ms": "500" };
+  const { namespace, operator, stableMetrics, canaryMetrics, oldRevision } = await setUp(
+    t,
+    "window",
+    { canary: { steps: [100], interval: "1s" }, rollbackWindow: "1h", failureLimit: 3 },
+    timings,
+  );
   canaryMetrics.set(indexMetrics(400, 0, 8));
   const started = await startCanary(namespace);
   const promoted = started.status?.currentRevision ?? "";
@@ -239,13 +242,36 @@ test("a promoted revision that breaches within the rollback window is rolled bac
     async () => (await getStore(admin, namespace, "st")).status?.stableRevision === promoted,
   );
   assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, NEW);
+  assert.equal((await getStore(admin, namespace, "st")).status?.promotionCheck, undefined);
   stableMetrics.set(indexMetrics(1000, 200, 8)); // the promoted revision now fails 20% of calls
+  await waitFor(
+    "one failed check in the window",
+    async () => (await getStore(admin, namespace, "st")).status?.promotionCheck?.failures === 1,
+  );
+  await operator.close();
+  assert.deepEqual((await getStore(admin, namespace, "st")).status?.promotionCheck, {
+    revision: promoted,
+    failures: 1,
+  });
+  // Only the stored count makes failureLimit - 1 = 2 more checks enough.
+  const scrapesAtRestart = stableMetrics.requests();
+  const resumed = await startTestOperator(cluster, namespace, timings);
+  t.after(() => resumed.close());
   const rolledBack = await waitFor("rollback within the window", async () => {
     const store = await getStore(admin, namespace, "st");
     return store.status?.stableRevision === oldRevision ? store : undefined;
   });
+  assert.equal(
+    stableMetrics.requests() - scrapesAtRestart,
+    2,
+    "two checks after the restart completed the three",
+  );
   assert.equal(condition(rolledBack, "RolledBack")?.status, "True");
-  assert.match(rolledBack.status?.lastRollback?.reason ?? "", /rollback window/);
+  assert.match(
+    rolledBack.status?.lastRollback?.reason ?? "",
+    /failed 3 times in a row within the rollback window/,
+  );
+  assert.equal(rolledBack.status?.promotionCheck, undefined, "the count is cleared with the window");
   assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
 });
 

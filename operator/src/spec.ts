@@ -199,6 +199,7 @@ export interface SessionStoreStatus {
     baselineMeasuredAt?: string;
     failures?: number;
   };
+  promotionCheck?: { revision?: string; failures?: number };
   currentRevision?: string;
   stableRevision?: string;
   lastRollback?: { revision?: string; restoredRevision?: string; reason?: string; time?: string };
