@@ -36,7 +36,7 @@ lint: setup ## eslint (type-aware), prettier, buf lint/breaking, generated-code 
 	bash scripts/check-proto.sh
 
 test-unit: build tools ## unit and service tests (real gRPC servers on loopback, real MinIO, kube-apiserver, k6)
-	node scripts/run-tests.mjs packages/errors packages/wal packages/runtime packages/client packages/redaction packages/testkit \
+	node scripts/run-tests.mjs packages/errors packages/cohort packages/wal packages/runtime packages/client packages/redaction packages/testkit \
 	  services/ingest services/archive services/index operator packages/cli loadtest
 
 test-system: build tools ## system tests in test/ (pipeline, crash, outages, CRD, Helm)
