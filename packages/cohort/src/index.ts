@@ -11,15 +11,11 @@ const TWO_POW_32 = 0x1_0000_0000;
 const CANARY_SALT = "canary:";
 
 /**
- * Stable 32-bit hash of a session id: FNV-1a (offset basis 0x811C9DC5, prime 0x01000193)
- * over the id's UTF-8 bytes, as an unsigned integer in [0, 2^32).
- *
- * A session is in a cohort of rate `r` (0..1) exactly when `cohortHash(id) / 2^32 < r`.
- * The same function decides SDK sampling and the operator's canary cohorts, so a session
- * keeps its place in both for its whole life. Lone surrogates are encoded as U+FFFD, as
- * `TextEncoder` does.
+ * FNV-1a 32-bit (offset basis 0x811C9DC5, prime 0x01000193) over the UTF-8 bytes of
+ * `text`, as an unsigned integer. Lone surrogates are encoded as U+FFFD, as `TextEncoder`
+ * does.
  */
-export function cohortHash(sessionId: string): number {
+export function fnv1a32(sessionId: string): number {
   let hash = 0x811c9dc5;
   const step = (byte: number): void => {
     hash = Math.imul(hash ^ byte, 0x01000193);
@@ -53,6 +49,24 @@ export function cohortHash(sessionId: string): number {
     step(0x80 | (code & 0x3f));
   }
   return hash >>> 0;
+}
+
+/**
+ * Stable 32-bit hash of a session id: {@link fnv1a32} followed by MurmurHash3's fmix32
+ * finalizer, as an unsigned integer in [0, 2^32). FNV-1a alone changes mostly its low bits
+ * when only the last characters differ, so ids like `session-1`…`session-99` would bunch
+ * in a few cohorts; the finalizer spreads every input bit over the whole word.
+ *
+ * A session is in a cohort of rate `r` (0..1) exactly when `cohortHash(id) / 2^32 < r`.
+ */
+export function cohortHash(sessionId: string): number {
+  let h = fnv1a32(sessionId);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** True when `hash / 2^32 < rate`; a rate ≥ 1 takes everything and ≤ 0 (or NaN) nothing. */

@@ -16,10 +16,7 @@ import { setUpShippingStack, startShippingIngest, startTestSink, waitUntil } fro
 
 const WEIGHT = 30;
 
-/**
- * A random-looking but fixed session id, like the UUIDs bots use: FNV-1a mixes a short
- * sequential suffix ("s-1", "s-2") poorly into its top bits, so such ids would cluster.
- */
+/** A random-looking but fixed session id, like the UUIDs bots use. */
 function sessionId(prefix: string, n: number): string {
   return `${prefix}-${createHash("sha256").update(`${prefix}${n}`).digest("hex").slice(0, 24)}`;
 }

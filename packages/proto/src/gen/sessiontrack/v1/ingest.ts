@@ -120,12 +120,13 @@ export interface CaptureConfig {
 
 /**
  * CanaryRoute sends a sticky cohort of sessions to a canary revision of one component:
- * a session is in the cohort when FNV-1a-32("canary:" + session_id) / 2^32 is below
- * weight_percent / 100 (@sessiontrack/cohort inCanaryCohort), salted so the canary
- * cohort is independent of the sampling cohort. For "ingest" the SDK sends the
- * cohort's events to `address` instead of its ingest endpoint; for "index" and
- * "archive" ingest's shipper delivers the cohort's events to `address` instead of the
- * stable sink. Everything else goes where it always went.
+ * a session is in the cohort when cohortHash("canary:" + session_id) / 2^32 is below
+ * weight_percent / 100 (@sessiontrack/cohort inCanaryCohort; cohortHash is FNV-1a 32-bit
+ * over the UTF-8 bytes, then MurmurHash3's fmix32), salted so the canary cohort is
+ * independent of the sampling cohort. For "ingest" the SDK sends the cohort's events to
+ * `address` instead of its ingest endpoint; for "index" and "archive" ingest's shipper
+ * delivers the cohort's events to `address` instead of the stable sink. Everything else
+ * goes where it always went.
  */
 export interface CanaryRoute {
   /** The component under canary: "ingest", "index" or "archive". */
