@@ -19,7 +19,8 @@ export interface CanaryRoute {
  * one rejects the whole file, keeping the last good one) and serves it to every watcher
  * as CaptureConfig.canary, weight as weight_percent. For an index or archive canary,
  * ingest's shipper sends the cohort's events (@sessiontrack/cohort inCanaryCohort) to
- * `address`; for an ingest canary the SDK is the one to route, and does not yet.
+ * `address`; for an ingest canary the SDK sends the cohort to `address` on a lane of its
+ * own and moves what that lane holds back to stable when the route is withdrawn.
  */
 export interface CaptureDocument {
   enabled: boolean;

@@ -1,23 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { InvalidEventError } from "@sessiontrack/errors";
-import type { CaptureConfig } from "@sessiontrack/proto";
 import type { CaptureInput } from "./types.js";
 import { FakeIngest } from "./testing/fake-ingest.js";
-import { customPayload, sessionEvents, startHarness } from "./testing/harness.js";
+import { captureConfig, customPayload, sessionEvents, startHarness } from "./testing/harness.js";
 
-function config(revision: string, overrides: Partial<CaptureConfig> = {}): CaptureConfig {
-  return {
-    revision,
-    enabled: true,
-    sampleRate: 1,
-    stage: "full",
-    cohorts: [],
-    optOut: undefined,
-    canary: undefined,
-    ...overrides,
-  };
-}
+const config = captureConfig;
 
 test("WatchConfig disable stops capture within 2 s; queued events still arrive; re-enable resumes", async (t) => {
   const fake = await FakeIngest.start({ config: config("r1") });

@@ -1,11 +1,14 @@
 import * as grpc from "@grpc/grpc-js";
 import { ConfigError, InvalidEventError } from "@sessiontrack/errors";
 import type { CaptureConfig } from "@sessiontrack/proto";
+import { existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CaptureConfigWatcher } from "./config-watcher.js";
-import { CostMeter } from "./cost-meter.js";
-import { asError, DeliveryPipeline } from "./delivery.js";
+import { CAPTURE_SAMPLE_EVERY, CostMeter } from "./cost-meter.js";
+import { asError, DeliveryPipeline, newDeliveryCounters } from "./delivery.js";
+import type { DeliveryReporter, DeliverySettings } from "./delivery.js";
+import { IngestRoutes } from "./ingest-routes.js";
 import { decideCapture } from "./sampling.js";
 import { SessionRecorder } from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
@@ -40,6 +43,8 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 200;
 /** A batch this big is sent without waiting for the flush interval. */
 export const DEFAULT_BATCH_MAX_BYTES = 256 * 1024;
 const EMPTY_BYTES = new Uint8Array(0);
+/** The canary lane's spool, inside the client's spool directory (the stable spool ignores it). */
+const CANARY_SPOOL_SUBDIR = "canary";
 
 /** A captured event as it waits (a moment) to be encoded with its batch. */
 interface CapturedEvent {
@@ -91,7 +96,8 @@ export class SessionTrackClient {
   private readonly onError: SessionTrackClientOptions["onError"];
   private readonly grpcClient: grpc.Client;
   private readonly meter = new CostMeter();
-  private readonly pipeline: DeliveryPipeline;
+  private readonly counters = newDeliveryCounters();
+  private readonly routes: IngestRoutes;
   private readonly watcher: CaptureConfigWatcher | undefined;
   private readonly sessions = new Map<string, SessionState>();
   private readonly waiters: FlushWaiter[] = [];
@@ -115,7 +121,8 @@ export class SessionTrackClient {
     const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS);
     const spoolDir =
       options.spoolDir ?? join(tmpdir(), "sessiontrack-spool", this.botId.replace(/[^A-Za-z0-9._-]/g, "_"));
-    const spool = new DiskSpool(spoolDir, positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3));
+    const spoolMaxBytes = positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3);
+    const spool = new DiskSpool(spoolDir, spoolMaxBytes);
     try {
       spool.open();
     } catch (err) {
@@ -126,43 +133,61 @@ export class SessionTrackClient {
         },
       );
     }
-    this.grpcClient = new grpc.Client(target, options.credentials ?? grpc.credentials.createInsecure(), {
-      // grpc-js defaults to 1 s..120 s reconnect backoff; ingest coming back must be noticed in ~2 s.
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 2000,
-      "grpc.max_send_message_length": -1,
-      // The SDK resends from its own spool; grpc-js's retry layer would only buffer a copy of every batch.
-      "grpc.enable_retries": 0,
-    });
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    const channel = (to: string): grpc.Client =>
+      new grpc.Client(to, credentials, {
+        // grpc-js defaults to 1 s..120 s reconnect backoff; ingest coming back must be noticed in ~2 s.
+        "grpc.initial_reconnect_backoff_ms": 100,
+        "grpc.max_reconnect_backoff_ms": 2000,
+        "grpc.max_send_message_length": -1,
+        // The SDK resends from its own spool; grpc-js's retry layer would only buffer a copy of every batch.
+        "grpc.enable_retries": 0,
+      });
+    this.grpcClient = channel(target);
     const metadata = (): grpc.Metadata => {
       const md = new grpc.Metadata();
       md.set("authorization", `Bearer ${apiKey}`);
       return md;
     };
-    this.pipeline = new DeliveryPipeline(
-      this.grpcClient,
-      metadata,
-      spool,
-      {
-        target,
-        batchMaxEvents: positive("batchMaxEvents", options.batchMaxEvents, 500),
-        batchMaxBytes: positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
-        maxQueueEvents: positive("maxQueueEvents", options.maxQueueEvents, 10_000),
-        maxInFlightBatches: positive("maxInFlightBatches", options.maxInFlightBatches, 8),
-        ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
-        flushIntervalMs,
-        cpuBudgetPct: positive("cpuBudgetPct", options.cpuBudgetPct, 1),
+    const settings: DeliverySettings = {
+      target,
+      batchMaxEvents: positive("batchMaxEvents", options.batchMaxEvents, 500),
+      batchMaxBytes: positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
+      maxQueueEvents: positive("maxQueueEvents", options.maxQueueEvents, 10_000),
+      maxInFlightBatches: positive("maxInFlightBatches", options.maxInFlightBatches, 8),
+      ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
+      flushIntervalMs,
+      cpuBudgetPct: positive("cpuBudgetPct", options.cpuBudgetPct, 1),
+    };
+    const reporter: DeliveryReporter = {
+      drop: (count, reason) => this.reportDrop(count, reason),
+      error: (err) => this.reportError(err),
+      settled: () => this.resolveWaiters(),
+      flushPending: () => this.waiters.length > 0,
+      ...(options.onAck === undefined ? {} : { acked: ackReporter(options.onAck) }),
+    };
+    const pipeline = (to: grpc.Client, toTarget: string, laneSpool: DiskSpool): DeliveryPipeline =>
+      new DeliveryPipeline(
+        to,
+        metadata,
+        laneSpool,
+        { ...settings, target: toTarget },
+        reporter,
+        this.meter,
+        (event) => this.encodeCaptured(event as CapturedEvent),
+        this.counters,
+      );
+    const canarySpoolDir = join(spoolDir, CANARY_SPOOL_SUBDIR);
+    this.routes = new IngestRoutes(pipeline(this.grpcClient, target, spool), this.grpcClient, {
+      channel,
+      canaryLane: (to, toTarget) => {
+        const laneSpool = new DiskSpool(canarySpoolDir, spoolMaxBytes);
+        laneSpool.open();
+        return pipeline(to, toTarget, laneSpool);
       },
-      {
-        drop: (count, reason) => this.reportDrop(count, reason),
-        error: (err) => this.reportError(err),
-        settled: () => this.resolveWaiters(),
-        flushPending: () => this.waiters.length > 0,
-        ...(options.onAck === undefined ? {} : { acked: ackReporter(options.onAck) }),
-      },
-      this.meter,
-      (event) => this.encodeCaptured(event as CapturedEvent),
-    );
+      canarySpoolHasData: () => existsSync(canarySpoolDir) && readdirSync(canarySpoolDir).length > 0,
+      error: (err) => this.reportError(err),
+    });
     if (options.watchConfig !== false) {
       this.watcher = new CaptureConfigWatcher(
         this.grpcClient,
@@ -174,7 +199,7 @@ export class SessionTrackClient {
       this.watcher.start();
     }
     // Replay what an earlier process left in the spool without waiting for new events.
-    if (!spool.drained) this.pipeline.kick();
+    if (!spool.drained) this.routes.stable.kick();
   }
 
   /** The capture configuration in force; undefined until WatchConfig delivered one. */
@@ -219,7 +244,7 @@ export class SessionTrackClient {
   flush(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<FlushResult> {
     return new Promise<FlushResult>((resolve) => {
       const target = this.capturedCount;
-      if (this.pipeline.counters.settledOwn >= target) {
+      if (this.counters.settledOwn >= target) {
         resolve({ complete: true, pendingEvents: 0, timedOut: false });
         return;
       }
@@ -228,17 +253,21 @@ export class SessionTrackClient {
         resolve,
         timer: setTimeout(() => {
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
-          try {
-            this.pipeline.spillAll(`flush timed out after ${timeoutMs} ms`);
-          } catch (err) {
-            this.reportError(asError(err));
+          for (const pipeline of this.routes.pipelines) {
+            try {
+              pipeline.spillAll(`flush timed out after ${timeoutMs} ms`);
+            } catch (err) {
+              this.reportError(asError(err));
+            }
           }
-          const pendingEvents = Math.max(0, target - this.pipeline.counters.settledOwn);
+          const pendingEvents = Math.max(0, target - this.counters.settledOwn);
           resolve({ complete: pendingEvents === 0, pendingEvents, timedOut: true });
         }, timeoutMs),
       };
       this.waiters.push(waiter);
-      setImmediate(() => this.pipeline.pump(true));
+      setImmediate(() => {
+        for (const pipeline of this.routes.pipelines) pipeline.pump(true);
+      });
     });
   }
 
@@ -254,7 +283,15 @@ export class SessionTrackClient {
 
   /** A snapshot of the client's counters and gauges. */
   stats(): ClientStats {
-    const c = this.pipeline.counters;
+    const c = this.counters;
+    let inFlight = 0;
+    let queueDepth = 0;
+    let spoolBytes = 0;
+    for (const pipeline of this.routes.pipelines) {
+      inFlight += pipeline.inFlightEvents;
+      queueDepth += pipeline.queuedEvents;
+      spoolBytes += pipeline.spoolBytes;
+    }
     return {
       captured: this.capturedCount,
       acked: c.acked,
@@ -265,9 +302,9 @@ export class SessionTrackClient {
       rejected: c.rejected,
       sampledOut: this.sampledOut,
       disabledSkipped: this.disabledSkipped,
-      inFlight: this.pipeline.inFlightEvents,
-      queueDepth: this.pipeline.queuedEvents,
-      spoolBytes: this.pipeline.spoolBytes,
+      inFlight,
+      queueDepth,
+      spoolBytes,
       captureCallUsP50: this.meter.captureUs(50),
       captureCallUsP99: this.meter.captureUs(99),
       cpuPct: this.meter.cpuPct,
@@ -281,7 +318,7 @@ export class SessionTrackClient {
     await this.flush(timeoutMs);
     try {
       this.watcher?.stop();
-      this.pipeline.stop();
+      this.routes.stop();
       this.grpcClient.close();
     } catch (err) {
       this.reportError(asError(err));
@@ -289,11 +326,11 @@ export class SessionTrackClient {
   }
 
   private captureWithState(known: SessionState | undefined, input: CaptureInput): void {
-    const sampled = (++this.captureCalls & 63) === 0;
+    const sampled = ++this.captureCalls % CAPTURE_SAMPLE_EVERY === 0;
     const start = sampled ? process.hrtime.bigint() : 0n;
     try {
       if (this.closing) {
-        this.pipeline.counters.dropped++;
+        this.counters.dropped++;
         this.reportDrop(1, "closed");
       } else if (!this.captureEnabled) {
         this.disabledSkipped++;
@@ -301,7 +338,7 @@ export class SessionTrackClient {
         this.enqueue(known, input);
       }
     } catch (err) {
-      this.pipeline.counters.rejected++;
+      this.counters.rejected++;
       this.reportDrop(1, "rejected");
       this.reportError(
         err instanceof InvalidEventError
@@ -366,7 +403,11 @@ export class SessionTrackClient {
     if (seq > state.seq) state.seq = seq;
     if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
     this.capturedCount++;
-    this.pipeline.enqueue(captured, now);
+    if (state.laneUnder !== this.routes.generation) {
+      state.toCanary = this.routes.toCanary(sessionId);
+      state.laneUnder = this.routes.generation;
+    }
+    this.routes.pipeline(state.toCanary).enqueue(captured, now);
   }
 
   private encodeCaptured(e: CapturedEvent): Uint8Array {
@@ -432,6 +473,8 @@ export class SessionTrackClient {
       seq: 0,
       captured: true,
       decidedUnder: -1,
+      toCanary: false,
+      laneUnder: -1,
       userId: undefined,
       userGroups: undefined,
       labels: undefined,
@@ -457,11 +500,12 @@ export class SessionTrackClient {
     this.currentConfig = config;
     this.configGeneration++;
     this.captureEnabled = config.enabled;
+    this.routes.apply(config);
   }
 
   private resolveWaiters(): void {
     if (this.waiters.length === 0) return;
-    const settled = this.pipeline.counters.settledOwn;
+    const settled = this.counters.settledOwn;
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       const waiter = this.waiters[i]!;
       if (settled < waiter.target) continue;

@@ -1,10 +1,18 @@
 const SAMPLE_RING = 1024;
 const WINDOW_NS = 1_000_000_000n;
+/** One capture() call in this many is timed (see SessionTrackClient.captureWithState). */
+export const CAPTURE_SAMPLE_EVERY = 64;
+/** Reports above this are not believable (clock trouble); ingest refuses them too. */
+const MAX_OVERHEAD_PCT = 1000;
 
 /**
  * Measures what the SDK costs the bot: the duration of a sample of `capture()` calls
  * (1 in 64, so the clock reads themselves stay off the hot path) and the share of wall
  * time spent in background work (encode, send, spool), over windows of about a second.
+ * Each window also yields an overhead report for ingest: the SDK's time on the bot's
+ * thread (sampled captures scaled up, plus background work) as a percentage of the rest
+ * of the process's CPU. It is a lower bound: grpc-js and socket work outside the SDK's
+ * own callbacks, and garbage collection, are not attributed to capture.
  */
 export class CostMeter {
   private readonly captureSamplesNs = new Float64Array(SAMPLE_RING);
@@ -14,10 +22,14 @@ export class CostMeter {
   private lastPct = 0;
   private sorted: Float64Array | undefined;
   private sortedAt = -1;
+  private windowCaptureNs = 0;
+  private windowCpu = process.cpuUsage();
+  private pendingReport: number | undefined;
 
   /** Records one sampled capture() duration. */
   recordCapture(ns: bigint): void {
     this.captureSamplesNs[this.sampleCount++ % SAMPLE_RING] = Number(ns);
+    this.windowCaptureNs += Number(ns) * CAPTURE_SAMPLE_EVERY;
   }
 
   /** Records background work that ran from `startNs` until now; true when a window just closed. */
@@ -27,11 +39,33 @@ export class CostMeter {
     const elapsed = now - this.windowStart;
     if (elapsed >= WINDOW_NS) {
       this.lastPct = (Number(this.windowBusyNs) / Number(elapsed)) * 100;
+      this.closeOverheadWindow(Number(this.windowBusyNs));
       this.windowBusyNs = 0n;
       this.windowStart = now;
       return true;
     }
     return false;
+  }
+
+  /**
+   * The overhead of the last complete window, once: the next batch carries it to ingest
+   * as `capture_overhead_pct`; undefined until another window closes.
+   */
+  takeOverheadReport(): number | undefined {
+    const report = this.pendingReport;
+    this.pendingReport = undefined;
+    return report;
+  }
+
+  private closeOverheadWindow(backgroundNs: number): void {
+    const cpu = process.cpuUsage(this.windowCpu);
+    this.windowCpu = process.cpuUsage();
+    const sdkNs = backgroundNs + this.windowCaptureNs;
+    this.windowCaptureNs = 0;
+    const botNs = (cpu.user + cpu.system) * 1000 - sdkNs;
+    if (sdkNs <= 0) return;
+    const pct = botNs > 0 ? (sdkNs / botNs) * 100 : MAX_OVERHEAD_PCT;
+    this.pendingReport = Math.min(MAX_OVERHEAD_PCT, pct);
   }
 
   /** Background work as a percentage of wall time in the last complete window. */

@@ -31,7 +31,10 @@ export interface DeliveryReporter {
   acked?: (frames: readonly Uint8Array[]) => void;
 }
 
-/** Counters the pipeline keeps; `settledOwn` counts this client's events acked, rejected or dropped. */
+/**
+ * Counters the pipeline keeps; `settledOwn` counts this client's events acked, rejected or
+ * dropped. The client's pipelines (stable and canary) share one object.
+ */
 export interface DeliveryCounters {
   acked: number;
   duplicates: number;
@@ -68,15 +71,6 @@ const TIMER_SLACK_MS = 5;
  * spool behind them, so every session's events reach ingest in capture order.
  */
 export class DeliveryPipeline {
-  readonly counters: DeliveryCounters = {
-    acked: 0,
-    duplicates: 0,
-    spooled: 0,
-    replayed: 0,
-    dropped: 0,
-    rejected: 0,
-    settledOwn: 0,
-  };
   /** Captured events not encoded yet; {@link encodePending} turns them into {@link queue} frames. */
   private pending: unknown[] = [];
   /** Encoded events waiting to be sent. */
@@ -102,15 +96,38 @@ export class DeliveryPipeline {
   private stopped = false;
 
   constructor(
-    private readonly grpcClient: grpc.Client,
+    private grpcClient: grpc.Client,
     private readonly metadata: () => grpc.Metadata,
     private readonly spool: DiskSpool,
-    private readonly settings: DeliverySettings,
+    private settings: DeliverySettings,
     private readonly reporter: DeliveryReporter,
     private readonly meter: CostMeter,
     /** Encodes one captured event; throws (InvalidEventError) for a bad one. */
     private readonly encodeEvent: (event: unknown) => Uint8Array,
+    readonly counters: DeliveryCounters = newDeliveryCounters(),
   ) {}
+
+  /** The `host:port` this pipeline delivers to. */
+  get target(): string {
+    return this.settings.target;
+  }
+
+  /**
+   * Delivers to another ingest from now on (an ingest canary route appeared, moved or was
+   * withdrawn). Unacked batches on the old stream go to the spool and are replayed to the
+   * new target with the same event ids, so nothing is lost and ingest collapses repeats.
+   */
+  retarget(grpcClient: grpc.Client, target: string): void {
+    if (this.stopped || target === this.settings.target) return;
+    this.grpcClient = grpcClient;
+    this.settings = { ...this.settings, target };
+    this.retryAtMs = 0;
+    this.consecutiveFailures = 0;
+    this.downReported = false;
+    if (this.call !== undefined || this.inFlight.size > 0)
+      this.fail(new Error(`route moved to ${target}`), false);
+    this.kick();
+  }
 
   /** Events sent and not yet acked. */
   get inFlightEvents(): number {
@@ -412,7 +429,8 @@ export class DeliveryPipeline {
     const batchSeq = this.nextBatchSeq++;
     this.inFlight.set(batchSeq, { batchSeq, frames, sentAtMs: Date.now(), segment, indexes });
     this.inFlightEventCount += frames.length;
-    this.call!.write({ batchSeq, frames });
+    const overheadPct = this.meter.takeOverheadReport();
+    this.call!.write(overheadPct === undefined ? { batchSeq, frames } : { batchSeq, frames, overheadPct });
   }
 
   private onResponse(response: StreamResponse): void {
@@ -534,6 +552,11 @@ export class DeliveryPipeline {
     if (pct > this.settings.cpuBudgetPct) this.deferFactor = Math.min(MAX_DEFER_FACTOR, this.deferFactor * 2);
     else if (pct < this.settings.cpuBudgetPct / 2) this.deferFactor = Math.max(1, this.deferFactor / 2);
   }
+}
+
+/** Fresh zeroed {@link DeliveryCounters}. */
+export function newDeliveryCounters(): DeliveryCounters {
+  return { acked: 0, duplicates: 0, spooled: 0, replayed: 0, dropped: 0, rejected: 0, settledOwn: 0 };
 }
 
 /** Any thrown value as an Error. */

@@ -2,18 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { CaptureConfig } from "@sessiontrack/proto";
 import { cohortHash, decideCapture, inCohort } from "./sampling.js";
+import { captureConfig } from "./testing/harness.js";
 
 function config(overrides: Partial<CaptureConfig> = {}): CaptureConfig {
-  return {
-    revision: "r1",
-    enabled: true,
-    sampleRate: 1,
-    stage: "full",
-    cohorts: [],
-    optOut: undefined,
-    canary: undefined,
-    ...overrides,
-  };
+  return captureConfig("r1", overrides);
 }
 
 test("cohortHash is stable and spreads ids evenly", () => {

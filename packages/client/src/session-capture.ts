@@ -9,6 +9,9 @@ export interface SessionState {
   captured: boolean;
   /** Config generation the decision was made under; -1 = not decided yet. */
   decidedUnder: number;
+  /** Whether the session's events go to an ingest canary, decided under route generation `laneUnder`. */
+  toCanary: boolean;
+  laneUnder: number;
   userId: string | undefined;
   userGroups: string[] | undefined;
   labels: Record<string, string> | undefined;

@@ -4,6 +4,8 @@ import { BinaryReader, IngestServiceService, StreamResponse, WireType } from "@s
 export interface EncodedBatch {
   batchSeq: number;
   frames: readonly Uint8Array[];
+  /** `capture_overhead_pct` (field 3): the SDK's measured share of the bot's CPU, sent once per window. */
+  overheadPct?: number;
 }
 
 /** gRPC method path of `IngestService.Stream`. */
@@ -18,8 +20,10 @@ export const WATCH_CONFIG_PATH = IngestServiceService.watchConfig.path;
  */
 export function serializeEncodedBatch(batch: EncodedBatch): Buffer {
   const frames = batch.frames;
+  const overheadPct = batch.overheadPct ?? 0;
   let total = batch.batchSeq !== 0 ? 1 + varintSize(batch.batchSeq) : 0;
   for (let i = 0; i < frames.length; i++) total += 1 + varintSize(frames[i]!.length) + frames[i]!.length;
+  if (overheadPct !== 0) total += 9;
   const out = Buffer.allocUnsafe(total);
   let at = 0;
   if (batch.batchSeq !== 0) {
@@ -32,6 +36,11 @@ export function serializeEncodedBatch(batch: EncodedBatch): Buffer {
     at = writeVarint(out, at, frame.length);
     out.set(frame, at);
     at += frame.length;
+  }
+  if (overheadPct !== 0) {
+    // `double capture_overhead_pct = 3`: tag (3 << 3) | 1 (64-bit), little-endian IEEE 754.
+    out[at++] = 25;
+    out.writeDoubleLE(overheadPct, at);
   }
   return out;
 }

@@ -32,6 +32,8 @@ export class FakeIngest {
   /** Delay before each ack, in ms. */
   ackDelayMs = 0;
   rejectPolicy: RejectPolicy | undefined;
+  /** `capture_overhead_pct` values the SDK reported (0 = none, not recorded). */
+  readonly overheadReports: number[] = [];
   /** Bot ids of WatchConfig calls seen. */
   readonly watchers: WatchConfigRequest[] = [];
   private server: grpc.Server | undefined;
@@ -123,6 +125,7 @@ export class FakeIngest {
     call.on("end", () => call.end());
     call.on("data", (request: StreamRequest) => {
       for (const event of request.events) this.receivedIds.push(event.eventId);
+      if (request.captureOverheadPct !== 0) this.overheadReports.push(request.captureOverheadPct);
       const rejection = this.rejectPolicy?.(request);
       if (rejection !== undefined) {
         this.batchesRejected++;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Event } from "@sessiontrack/proto";
+import type { CaptureConfig, Event } from "@sessiontrack/proto";
 import { SessionTrackClient } from "../client.js";
 import type { DropNotice, SessionTrackClientOptions } from "../types.js";
 import { FakeIngest } from "./fake-ingest.js";
@@ -72,4 +72,18 @@ export function customPayload(
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A capture config that captures everything, with `overrides`. */
+export function captureConfig(revision: string, overrides: Partial<CaptureConfig> = {}): CaptureConfig {
+  return {
+    revision,
+    enabled: true,
+    sampleRate: 1,
+    stage: "full",
+    cohorts: [],
+    optOut: undefined,
+    canary: undefined,
+    ...overrides,
+  };
 }
