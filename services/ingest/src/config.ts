@@ -43,6 +43,7 @@ const schema = z.object({
   dataDir: z.string({ error: "is required (--data-dir or SESSIONTRACK_DATA_DIR)" }).min(1, "is required"),
   tenantsFile: z.string({ error: "is required (--tenants or SESSIONTRACK_TENANTS)" }).min(1, "is required"),
   captureConfigFile: z.string().min(1).optional(),
+  drainFile: z.string().min(1, "must be a path").optional(),
   maxEventBytes: wholeNumberSetting(1024).max(4 * MiB, "must be at most 4 MiB"),
   maxBatchEvents: wholeNumberSetting(1).max(100_000, "must be at most 100000"),
   maxBatchBytes: wholeNumberSetting(1024).max(256 * MiB, "must be at most 256 MiB"),
@@ -76,6 +77,8 @@ const SETTINGS = {
   dataDir: ["data-dir", "SESSIONTRACK_DATA_DIR", undefined],
   tenantsFile: ["tenants", "SESSIONTRACK_TENANTS", undefined],
   captureConfigFile: ["capture-config", "SESSIONTRACK_CAPTURE_CONFIG", undefined],
+  // The pod's annotations (downward API): `sessiontrack.io/drain="true"` drains before a scale-down.
+  drainFile: ["drain-file", "SESSIONTRACK_DRAIN_FILE", undefined],
   maxEventBytes: ["max-event-bytes", "SESSIONTRACK_MAX_EVENT_BYTES", String(MiB)],
   maxBatchEvents: ["max-batch-events", "SESSIONTRACK_MAX_BATCH_EVENTS", "5000"],
   maxBatchBytes: ["max-batch-bytes", "SESSIONTRACK_MAX_BATCH_BYTES", String(16 * MiB)],

@@ -58,14 +58,29 @@ function codeName(code: grpc.status): string {
 }
 
 /**
+ * Refusal of a replica that drains before a scale-down: retryable, and not counted as a
+ * rejected batch (it says nothing about the health of the version it runs).
+ */
+export class ReplicaDrainingError extends StorageUnavailableError {}
+
+/** An open call that a drain can end. */
+interface OpenCall {
+  rpc: "Stream" | "WatchConfig";
+  drain(): Promise<void>;
+}
+
+/**
  * The IngestService handlers. Every accepted event is validated, then appended to the
  * write-ahead log; acknowledgements wait for the log's fdatasync.
  */
 export class IngestService {
+  /** Shutting down (SIGTERM): final. */
   private draining = false;
+  /** The operator asked this replica to drain before a scale-down: reversible. */
+  private intakeClosed = false;
   /** Streams opened so far; numbers each one's capture overhead reports. */
   private streams = 0;
-  private readonly openCalls = new Set<{ drain(): Promise<void> }>();
+  private readonly openCalls = new Set<OpenCall>();
 
   constructor(private readonly deps: IngestServiceDeps) {}
 
@@ -88,13 +103,43 @@ export class IngestService {
     await Promise.all([...this.openCalls].map((call) => call.drain()));
   }
 
+  /**
+   * Closes intake while the replica drains before a scale-down: new Stream and Append calls
+   * are refused with UNAVAILABLE, and open streams end once their in-flight batches are
+   * acked (the SDK reconnects through the Service, which no longer routes here). WatchConfig
+   * calls stay open; the shipper goes on until the WAL is shipped.
+   */
+  async closeIntake(): Promise<void> {
+    this.intakeClosed = true;
+    await Promise.all(
+      [...this.openCalls].filter((call) => call.rpc === "Stream").map((call) => call.drain()),
+    );
+  }
+
+  /** Accepts streams and batches again (the drain was withdrawn). */
+  openIntake(): void {
+    this.intakeClosed = false;
+  }
+
+  /** Why a new batch or stream is refused right now, if it is. */
+  private refusal(): StorageUnavailableError | undefined {
+    if (this.draining)
+      return new StorageUnavailableError("ingest is shutting down; retry against another replica");
+    if (this.intakeClosed) {
+      return new ReplicaDrainingError(
+        "this ingest replica is draining before a scale-down and takes no new events; reconnect to reach another replica",
+      );
+    }
+    return undefined;
+  }
+
   /** Validates a batch and stores it; resolves once it is durable. */
   async acceptBatch(
     principal: Principal,
     batch: RawBatch,
   ): Promise<{ accepted: number; duplicates: number }> {
-    if (this.draining)
-      throw new StorageUnavailableError("ingest is shutting down; retry against another replica");
+    const refused = this.refusal();
+    if (refused !== undefined) throw refused;
     const { limits, wal } = this.deps;
     const count = batch.events.length;
     if (count === 0) throw new InvalidEventError("batch is empty: send at least one event");
@@ -165,9 +210,10 @@ export class IngestService {
     return this.deps.tenants.authorize(values.length > 1 ? null : values[0], roles);
   }
 
-  private fail(error: unknown): grpc.ServiceError {
+  private fail(error: unknown, rpc: "Append" | "Stream" = "Stream"): grpc.ServiceError {
     const wire = toGrpcError(error, this.deps.logger);
-    this.deps.metrics.rejectedBatches.inc({ code: codeName(wire.code) });
+    if (error instanceof ReplicaDrainingError) this.deps.metrics.drainRefusals.inc({ rpc });
+    else this.deps.metrics.rejectedBatches.inc({ code: codeName(wire.code) });
     return wire;
   }
 
@@ -183,7 +229,7 @@ export class IngestService {
       principal = this.authorize(call, ["ingest", "admin"]);
       batch = decodeBatchEnvelope(call.request, "AppendRequest");
     } catch (error) {
-      callback(this.fail(error));
+      callback(this.fail(error, "Append"));
       return;
     }
     // One unary call per batch: the connection (client address) is the reporter.
@@ -193,7 +239,7 @@ export class IngestService {
         this.deps.metrics.ackLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
         callback(null, AppendResponse.fromPartial(result));
       },
-      (error: unknown) => callback(this.fail(error)),
+      (error: unknown) => callback(this.fail(error, "Append")),
     );
   }
 
@@ -203,6 +249,11 @@ export class IngestService {
       principal = this.authorize(call, ["ingest", "admin"]);
     } catch (error) {
       call.emit("error", this.fail(error));
+      return;
+    }
+    const refused = this.refusal();
+    if (refused !== undefined) {
+      call.emit("error", this.fail(refused));
       return;
     }
     const { metrics, logger } = this.deps;
@@ -223,7 +274,8 @@ export class IngestService {
       metrics.openStreams.dec();
       this.openCalls.delete(handle);
     };
-    const handle = {
+    const handle: OpenCall = {
+      rpc: "Stream",
       drain: async (): Promise<void> => {
         await tail;
         if (!closed) {
@@ -312,7 +364,8 @@ export class IngestService {
       metrics.configWatchers.dec();
       this.openCalls.delete(handle);
     };
-    const handle = {
+    const handle: OpenCall = {
+      rpc: "WatchConfig",
       drain: (): Promise<void> => {
         if (!closed) {
           call.end();

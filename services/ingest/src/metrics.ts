@@ -36,6 +36,17 @@ export class IngestMetrics {
     help: "Open Stream calls.",
     registers: [this.registry],
   });
+  readonly draining = new Gauge({
+    name: "sessiontrack_ingest_draining",
+    help: "1 while this replica drains before a scale-down (refuses new streams and batches, ships its WAL).",
+    registers: [this.registry],
+  });
+  readonly drainRefusals = new Counter({
+    name: "sessiontrack_ingest_drain_refusals_total",
+    help: "Calls and batches refused with UNAVAILABLE because the replica is draining, by RPC (not counted as rejected batches).",
+    labelNames: ["rpc"] as const,
+    registers: [this.registry],
+  });
   readonly redactions = new Counter({
     name: "sessiontrack_ingest_redactions_total",
     help: "Values redacted in stored events, by rule and action (mask, hash, drop).",

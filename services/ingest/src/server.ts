@@ -6,6 +6,7 @@ import { WriteAheadLog } from "@sessiontrack/wal";
 
 import { CaptureConfigSource } from "./capture-config.js";
 import type { IngestConfig } from "./config.js";
+import { DrainSignal } from "./drain-signal.js";
 import { IngestService, RawIngestServiceDefinition } from "./ingest-service.js";
 import { IngestMetrics, ShipperMetrics } from "./metrics.js";
 import { PrivacyService } from "./privacy-service.js";
@@ -23,6 +24,8 @@ export interface IngestServer {
   wal: WriteAheadLog;
   /** Delivers the WAL to archive and index; undefined when no sink is configured. */
   shipper: Shipper | undefined;
+  /** The operator's drain request (pod annotation via the downward API); never set without --drain-file. */
+  drainSignal: DrainSignal;
   /** Graceful drain: refuse new batches, ack the ones in flight, end calls, close the WAL. */
   close(): Promise<void>;
 }
@@ -98,6 +101,19 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     logger: logger.child({ component: "ingest-service" }),
     redactorFor,
   });
+  const drainSignal = new DrainSignal(config.drainFile, logger.child({ component: "drain" }));
+  // Draining before a scale-down: not ready (the Service stops routing here), intake closed,
+  // the shipper goes on until the WAL is shipped. Withdrawn: all of it reverts.
+  const followDrain = (requested: boolean): void => {
+    metrics.draining.set(requested ? 1 : 0);
+    if (!requested) {
+      service.openIntake();
+      return;
+    }
+    service.closeIntake().catch((error: unknown) => logger.error({ err: error }, "closing intake failed"));
+  };
+  followDrain(drainSignal.draining);
+  drainSignal.subscribe(followDrain);
   let draining = false;
   let endpoints;
   try {
@@ -117,11 +133,12 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
         },
       ],
       registry: metrics.registry,
-      isReady: () => !draining && wal.stats().failed === null,
+      isReady: () => !draining && !drainSignal.draining && wal.stats().failed === null,
       maxReceiveMessageBytes: config.maxBatchBytes + 1024 * 1024,
       logger,
     });
   } catch (error) {
+    drainSignal.close();
     captureConfig.close();
     sinkClients?.close();
     canaryRoutes?.close();
@@ -154,9 +171,11 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     metricsAddress: http.address,
     wal,
     shipper,
+    drainSignal,
     close() {
       closing ??= (async () => {
         draining = true;
+        drainSignal.close();
         await service.drain();
         await grpc.shutdown(config.shutdownGraceMs);
         captureConfig.close();
