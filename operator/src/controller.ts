@@ -12,6 +12,7 @@ import {
   type KubeObject,
   type OwnerReference,
 } from "./k8s/index.js";
+import { IngestScaleDown, type ScaleDownPlan } from "./ingest-drain.js";
 import type { OperatorMetrics } from "./metrics.js";
 import { PodMetrics } from "./pod-metrics.js";
 import { WorkQueue, type WorkResult } from "./queue.js";
@@ -102,6 +103,7 @@ export class SessionStoreController {
   private readonly history: RevisionHistory;
   private readonly status: StatusWriter;
   private readonly secrets: GeneratedSecrets;
+  private readonly ingestScaleDown: IngestScaleDown;
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
@@ -163,6 +165,13 @@ export class SessionStoreController {
     );
     this.secrets = new GeneratedSecrets(options.client, this.informer("Secret"), options.logger);
     this.status = new StatusWriter(options.client, options.logger);
+    this.ingestScaleDown = new IngestScaleDown(
+      options.client,
+      this.informer("Pod"),
+      this.informer("StatefulSet"),
+      options.scrapeTimeoutMs ?? 2000,
+      options.logger.child({ component: "ingest-scale-down" }),
+    );
   }
 
   /** Fills every cache; reconciling starts with {@link setLeading}(true). */
@@ -412,19 +421,43 @@ export class SessionStoreController {
       requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, 10_000);
     }
     const stableImages = revisionImages(state.stable) ?? targetImages;
+    // A scale-down of ingest waits until the leaving replicas have shipped their WAL.
+    const scaleDown = await this.ingestScaleDown.plan({
+      namespace,
+      name,
+      desired: spec.ingest.replicas,
+      previous: previous.ingestDrain,
+      timeoutMs: spec.ingest.drainTimeoutSeconds * 1000,
+      now,
+      events: state.events,
+    });
+    if (scaleDown.drain !== undefined) {
+      requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, this.options.analysisIntervalMs);
+    }
+    const ingestSet = renderIngest(ctx, "stable", stableImages.ingest, scaleDown.replicas);
     const desired: KubeObject[] = [
       renderService(ctx, "ingest", "stable", true),
       renderService(ctx, "index", "stable"),
       renderService(ctx, "archive", "stable"),
       ...(spec.meilisearch.mode === "managed" ? renderManagedStore(ctx, "meilisearch") : []),
       ...(spec.s3.mode === "managed" ? renderManagedStore(ctx, "s3") : []),
-      renderIngest(ctx, "stable", stableImages.ingest, spec.ingest.replicas),
+      ingestSet,
       renderServiceDeployment(ctx, "index", "stable", stableImages.index, spec.index.replicas),
       renderServiceDeployment(ctx, "archive", "stable", stableImages.archive, spec.archive.replicas),
       ...this.canaryWorkloads(ctx, state, canaryComponents, targetImages),
       ...tenantsFile,
     ];
-    await Promise.all(desired.map((object) => this.ensureApplied(object)));
+    const applied = await Promise.all(desired.map((object) => this.ensureApplied(object)));
+    // The next reconcile must see the lowered replicas, or it would start that drain again.
+    const appliedSet = applied[desired.indexOf(ingestSet)];
+    if (scaleDown.scalesDown && appliedSet?.metadata.resourceVersion !== undefined) {
+      await this.informer("StatefulSet").waitForVersion(
+        namespace,
+        names.ingest,
+        appliedSet.metadata.resourceVersion,
+        CACHE_WAIT_MS,
+      );
+    }
 
     const components = this.componentStatus(namespace, names, spec);
     const next: SessionStoreStatus = {
@@ -438,6 +471,7 @@ export class SessionStoreController {
       },
       ...(state.canary === undefined ? {} : { canary: state.canary }),
       ...(stage.rollout === undefined ? {} : { captureRollout: stage.rollout }),
+      ...(scaleDown.drain === undefined ? {} : { ingestDrain: scaleDown.drain }),
       ...(windowOpen && windowFailures > 0
         ? { promotionCheck: { revision: checkedRevision, failures: windowFailures } }
         : {}),
@@ -449,7 +483,7 @@ export class SessionStoreController {
     const written = await this.status.write(
       store,
       next,
-      this.conditions(state, components, spec, tenantsProblem),
+      this.conditions(state, components, spec, tenantsProblem, scaleDown),
       state.events,
       now,
     );
@@ -502,6 +536,7 @@ export class SessionStoreController {
     components: Record<string, ComponentStatus>,
     spec: SessionStoreSpec,
     tenantsProblem: string | undefined,
+    scaleDown: ScaleDownPlan,
   ): DesiredCondition[] {
     const { canary, target, stable } = state;
     const notReady = Object.entries(components)
@@ -532,25 +567,29 @@ export class SessionStoreController {
             reason: "CanaryInProgress",
             message: `canary ${canary.revision ?? ""} at ${canary.weight ?? 0}% (step ${(canary.step ?? 0) + 1} of ${spec.rollout.canary.steps.length})`,
           }
-        : updating.length > 0
-          ? {
-              type: "Progressing",
-              status: "True",
-              reason: "RollingUpdate",
-              message: `updating: ${updating.join(", ")}`,
-            }
-          : {
-              type: "Progressing",
-              status: "False",
-              reason: "Stable",
-              message: `revision ${stable.metadata.name ?? ""} runs everywhere`,
-            };
+        : scaleDown.progressing !== undefined
+          ? { type: "Progressing", status: "True", reason: "DrainingIngest", message: scaleDown.progressing }
+          : updating.length > 0
+            ? {
+                type: "Progressing",
+                status: "True",
+                reason: "RollingUpdate",
+                message: `updating: ${updating.join(", ")}`,
+              }
+            : {
+                type: "Progressing",
+                status: "False",
+                reason: "Stable",
+                message: `revision ${stable.metadata.name ?? ""} runs everywhere`,
+              };
     const degraded: DesiredCondition =
       tenantsProblem !== undefined
         ? { type: "Degraded", status: "True", reason: "TenantsSecretInvalid", message: tenantsProblem }
         : state.analysisProblem !== undefined
           ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: state.analysisProblem }
-          : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
+          : scaleDown.timedOut !== undefined
+            ? { type: "Degraded", status: "True", reason: "DrainTimeout", message: scaleDown.timedOut }
+            : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
     const rolledBack: DesiredCondition = isBad(target)
       ? {
           type: "RolledBack",
@@ -579,8 +618,8 @@ export class SessionStoreController {
     return drift;
   }
 
-  /** Server-side applies `object` unless the live object already carries the same rendered hash. */
-  private async ensureApplied(object: KubeObject): Promise<boolean> {
+  /** Server-side applies `object` unless the live object already carries the same rendered hash; returns what was written. */
+  private async ensureApplied(object: KubeObject): Promise<KubeObject | undefined> {
     const stamped = withAppliedHash(object);
     const hash = stamped.metadata.annotations?.[APPLIED_HASH_ANNOTATION] ?? "";
     const id = objectKey(object.kind, object.metadata.namespace, object.metadata.name);
@@ -588,13 +627,13 @@ export class SessionStoreController {
     const unchanged =
       live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] === hash || this.lastApplied.get(id) === hash;
     if (unchanged && !(this.verify.delete(id) && live !== undefined && (await this.drifted(stamped, live)))) {
-      return false;
+      return undefined;
     }
-    await this.options.client.apply(stamped);
+    const written = await this.options.client.apply(stamped);
     this.lastApplied.set(id, hash);
     this.verify.delete(id);
     this.logger.debug({ kind: object.kind, name: object.metadata.name }, "applied");
-    return true;
+    return written;
   }
   private componentStatus(
     namespace: string,

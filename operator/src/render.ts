@@ -11,6 +11,8 @@ export const MANAGED_BY = "sessiontrack-operator";
 /** Where ingest finds the capture config the operator publishes. */
 export const CAPTURE_FILE_KEY = "capture.yaml";
 const CAPTURE_MOUNT = "/etc/sessiontrack/capture";
+/** The pod's own annotations (downward API): ingest reads the operator's drain request there. */
+const PODINFO_MOUNT = "/etc/sessiontrack/podinfo";
 
 export const PORTS = {
   ingest: { grpc: 7070, metrics: 9464 },
@@ -136,6 +138,8 @@ export function renderIngest(
           `--archive-url=${names.archive}:${PORTS.archive.grpc}`,
           "--service-key-file=/etc/sessiontrack/service-key/key",
         ],
+        // Not a flag: `sessiontrack ingest serve` takes it from the environment.
+        env: [{ name: "SESSIONTRACK_DRAIN_FILE", value: `${PODINFO_MOUNT}/annotations` }],
         ports: [
           { name: "grpc", containerPort: PORTS.ingest.grpc },
           { name: "metrics", containerPort: PORTS.ingest.metrics },
@@ -148,6 +152,7 @@ export function renderIngest(
           { name: "wal", mountPath: "/var/lib/sessiontrack/wal" },
           { name: "capture", mountPath: CAPTURE_MOUNT, readOnly: true },
           { name: "service-key", mountPath: "/etc/sessiontrack/service-key", readOnly: true },
+          { name: "podinfo", mountPath: PODINFO_MOUNT, readOnly: true },
           tenantsMount,
         ],
       },
@@ -155,6 +160,10 @@ export function renderIngest(
     volumes: [
       { name: "capture", configMap: { name: names.capture } },
       { name: "service-key", secret: { secretName: names.serviceKey } },
+      {
+        name: "podinfo",
+        downwardAPI: { items: [{ path: "annotations", fieldRef: { fieldPath: "metadata.annotations" } }] },
+      },
       tenantsVolume(ctx),
     ],
   };

@@ -200,10 +200,21 @@ export interface SessionStoreStatus {
     failures?: number;
   };
   promotionCheck?: { revision?: string; failures?: number };
+  ingestDrain?: IngestDrainStatus;
   currentRevision?: string;
   stableRevision?: string;
   lastRollback?: { revision?: string; restoredRevision?: string; reason?: string; time?: string };
   components?: Partial<Record<Component | "meilisearch" | "s3", ComponentStatus>>;
+}
+
+/** An ingest scale-down waiting for its leaving replicas to ship their WAL. */
+export interface IngestDrainStatus {
+  /** The replica count the scale-down goes to (spec.ingest.replicas when it started). */
+  replicas?: number;
+  /** The leaving pods not drained yet. */
+  pods?: string[];
+  /** When the drain started: the drain timeout counts from here, across operator restarts. */
+  startedAt?: string;
 }
 
 export interface ComponentStatus {

@@ -98,7 +98,13 @@ export class StatusWriter {
     if (JSON.stringify(sortKeys(status)) !== JSON.stringify(sortKeys(previous))) {
       const patch: Record<string, unknown> = { ...status };
       // Merge patch: absent fields would be kept, so cleared ones are sent as null.
-      for (const field of ["canary", "captureRollout", "promotionCheck", "lastRollback"] as const)
+      for (const field of [
+        "canary",
+        "captureRollout",
+        "promotionCheck",
+        "ingestDrain",
+        "lastRollback",
+      ] as const)
         if (status[field] === undefined) patch[field] = null;
       written = await this.client.mergePatch<SessionStore>(
         {

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer, connect, type AddressInfo, type Socket } from "node:net";
 import { dirname, resolve } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { createLogger, type Logger } from "@sessiontrack/runtime";
@@ -46,6 +47,23 @@ export async function startTestCluster(): Promise<TestCluster> {
   }
   const admin = new KubeClient({ kubeconfigPath: cp.kubeconfigPath }, silentLogger);
   return { cp, admin, stop: () => cp.stop() };
+}
+
+/** One control plane for the whole test file: started before its tests, stopped after them. */
+export function useTestCluster(): { readonly current: TestCluster } {
+  let cluster: TestCluster | undefined;
+  before(async () => {
+    cluster = await startTestCluster();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  return {
+    get current(): TestCluster {
+      if (cluster === undefined) throw new Error("the test cluster is not started (use it inside a test)");
+      return cluster;
+    },
+  };
 }
 
 let namespaceCounter = 0;
@@ -242,7 +260,10 @@ export function indexMetrics(requests: number, failed: number, latencyMs: number
   ].join("\n")}\n`;
 }
 
-/** Creates a Pod object (no kubelet runs it) labelled like the operator's pods, whose metrics live at `metricsUrl`. */
+/**
+ * Creates a Pod object (no kubelet runs it) labelled like the operator's pods, whose metrics
+ * live at `metricsUrl`; named `name` (a StatefulSet pod's name, say) or a random one.
+ */
 export async function createFakePod(
   admin: KubeClient,
   namespace: string,
@@ -250,12 +271,13 @@ export async function createFakePod(
   component: string,
   track: "stable" | "canary",
   metricsUrl: string,
+  name = `${store}-${component}-${track}-${Math.random().toString(36).slice(2, 8)}`,
 ): Promise<KubeObject> {
   return admin.create({
     apiVersion: "v1",
     kind: "Pod",
     metadata: {
-      name: `${store}-${component}-${track}-${Math.random().toString(36).slice(2, 8)}`,
+      name,
       namespace,
       labels: {
         "app.kubernetes.io/name": "sessiontrack",

@@ -29,7 +29,8 @@ const NEEDED: ReadonlyArray<{ resource: string; verbs: readonly string[] }> = [
   { resource: "secrets", verbs: ["get", "list", "watch", "create", "patch", "update", "delete"] },
   { resource: "persistentvolumeclaims", verbs: ["get", "list", "watch", "delete"] },
   { resource: "controllerrevisions.apps", verbs: ["get", "list", "watch", "create", "patch", "delete"] },
-  { resource: "pods", verbs: ["get", "list", "watch"] },
+  // patch: the sessiontrack.io/drain annotation on an ingest pod before a scale-down.
+  { resource: "pods", verbs: ["get", "list", "watch", "patch"] },
   { resource: "events", verbs: ["create", "patch"] },
   { resource: "events.events.k8s.io", verbs: ["create", "patch"] },
 ];
@@ -50,6 +51,7 @@ const FORBIDDEN: ReadonlyArray<readonly string[]> = [
   ["delete", "sessionstores.sessiontrack.io"],
   ["create", "pods"],
   ["delete", "pods"],
+  ["update", "pods"],
   ["create", "pods/exec"],
   ["create", "persistentvolumeclaims"],
   ["update", "persistentvolumeclaims"],

@@ -1,0 +1,231 @@
+// Drain-before-scale-down of ingest on a real kube-apiserver: no kubelet, so the tests create
+// the StatefulSet's pods themselves and serve each pod's /metrics from a real HTTP endpoint.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import type { SessionStore } from "./spec.js";
+import {
+  createFakePod,
+  createNamespace,
+  createStore,
+  eventsFor,
+  getStore,
+  markWorkloadsReady,
+  startMetricsEndpoint,
+  startTestOperator,
+  storeRef,
+  useTestCluster,
+  waitFor,
+  type FakeMetricsEndpoint,
+} from "./test-support.js";
+
+const shared = useTestCluster();
+
+/** An ingest pod's drain-related metrics, as prom-client writes them. */
+function ingestPodMetrics(state: {
+  draining: 0 | 1;
+  streams: number;
+  archive: number;
+  index: number;
+}): string {
+  const sink = (name: string, records: number) => [
+    `sessiontrack_shipper_lag_records{sink="${name}"} ${records}`,
+    `sessiontrack_shipper_backlog_bytes{sink="${name}"} ${records * 700}`,
+  ];
+  return `${[
+    "# TYPE sessiontrack_ingest_draining gauge",
+    `sessiontrack_ingest_draining ${state.draining}`,
+    "# TYPE sessiontrack_ingest_open_streams gauge",
+    `sessiontrack_ingest_open_streams ${state.streams}`,
+    "# TYPE sessiontrack_shipper_lag_records gauge",
+    ...sink("archive", state.archive),
+    ...sink("index", state.index),
+  ].join("\n")}\n`;
+}
+const IDLE = ingestPodMetrics({ draining: 0, streams: 2, archive: 0, index: 0 });
+
+const condition = (store: SessionStore, type: string) =>
+  store.status?.conditions?.find((c) => c.type === type);
+
+/** A settled SessionStore `st` with 3 ingest replicas, its pods st-ingest-0..2 each with a /metrics endpoint. */
+async function setUp(
+  t: { after(fn: () => Promise<void> | void): void },
+  prefix: string,
+  ingest: Record<string, unknown> = {},
+) {
+  const { admin } = shared.current;
+  const namespace = await createNamespace(admin, prefix);
+  let operator = await startTestOperator(shared.current, namespace);
+  t.after(() => operator.close());
+  const endpoints: FakeMetricsEndpoint[] = [];
+  for (let ordinal = 0; ordinal < 3; ordinal += 1) {
+    const endpoint = await startMetricsEndpoint(IDLE);
+    t.after(() => endpoint.close());
+    endpoints.push(endpoint);
+  }
+  await createStore(admin, namespace, "st", { ingest: { replicas: 3, ...ingest } });
+  await waitFor("the ingest StatefulSet at 3 replicas", async () => (await replicas(namespace)) === 3);
+  await markWorkloadsReady(admin, namespace);
+  for (const [ordinal, endpoint] of endpoints.entries()) {
+    await createFakePod(admin, namespace, "st", "ingest", "stable", endpoint.url, `st-ingest-${ordinal}`);
+  }
+  return {
+    namespace,
+    leaving: endpoints[2]!,
+    restartOperator: async () => {
+      await operator.close();
+      operator = await startTestOperator(shared.current, namespace);
+    },
+  };
+}
+
+async function replicas(namespace: string): Promise<number | undefined> {
+  const set = await shared.current.admin.get({
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    namespace,
+    name: "st-ingest",
+  });
+  return (set?.["spec"] as { replicas?: number } | undefined)?.replicas;
+}
+
+async function drainAnnotation(namespace: string, pod: string): Promise<string | undefined> {
+  const object = await shared.current.admin.get({ apiVersion: "v1", kind: "Pod", namespace, name: pod });
+  return object?.metadata.annotations?.["sessiontrack.io/drain"];
+}
+
+const scaleTo = (namespace: string, count: number) =>
+  shared.current.admin.mergePatch(storeRef(namespace, "st"), { spec: { ingest: { replicas: count } } });
+
+/** Waits until the operator has read the leaving pod's metrics `scrapes` more times, then returns the store. */
+async function afterScrapes(namespace: string, endpoint: FakeMetricsEndpoint, scrapes = 3) {
+  const target = endpoint.requests() + scrapes;
+  await waitFor(`${scrapes} more scrapes of the leaving pod`, () => endpoint.requests() >= target);
+  return getStore(shared.current.admin, namespace, "st");
+}
+
+test("scale-down 3→2 drains st-ingest-2 first: replicas stay 3 while it has backlog or streams, across an operator restart, then drop to 2", async (t) => {
+  const { admin } = shared.current;
+  const { namespace, leaving, restartOperator } = await setUp(t, "drain");
+  await scaleTo(namespace, 2);
+  await waitFor(
+    "st-ingest-2 annotated",
+    async () => (await drainAnnotation(namespace, "st-ingest-2")) === "true",
+  );
+  assert.equal(await drainAnnotation(namespace, "st-ingest-0"), undefined, "the staying pods are left alone");
+  assert.equal(await drainAnnotation(namespace, "st-ingest-1"), undefined);
+
+  // Not yet seen by ingest (the kubelet refreshes the downward-API file with a delay): no lag, yet held.
+  let store = await afterScrapes(namespace, leaving);
+  assert.equal(await replicas(namespace), 3);
+  assert.match(condition(store, "Progressing")?.message ?? "", /st-ingest-2: has not closed its intake yet/);
+
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 5 }));
+  store = await waitFor("Progressing DrainingIngest naming the backlog", async () => {
+    const current = await getStore(admin, namespace, "st");
+    const progressing = condition(current, "Progressing");
+    return progressing?.reason === "DrainingIngest" && /index 5 records/.test(progressing.message)
+      ? current
+      : undefined;
+  });
+  assert.equal(condition(store, "Progressing")?.status, "True");
+  assert.match(condition(store, "Progressing")?.message ?? "", /holding ingest at 3 replicas \(spec: 2\)/);
+  assert.deepEqual(store.status?.ingestDrain?.pods, ["st-ingest-2"]);
+  assert.equal(store.status?.ingestDrain?.replicas, 2);
+  const startedAt = store.status?.ingestDrain?.startedAt;
+  assert.ok(startedAt !== undefined);
+  assert.equal(await replicas(namespace), 3, "held while the leaving replica has unshipped WAL");
+  assert.ok((await eventsFor(admin, namespace, "st")).some((event) => event.reason === "DrainStarted"));
+
+  // A restart mid-drain goes on with the same drain (same start, still held).
+  await restartOperator();
+  store = await afterScrapes(namespace, leaving);
+  assert.equal(store.status?.ingestDrain?.startedAt, startedAt, "the drain's start survives a restart");
+  assert.equal(await replicas(namespace), 3);
+
+  // Shipped, but a stream is still open: still held.
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 1, archive: 0, index: 0 }));
+  await waitFor("the open stream is reported", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return /st-ingest-2: 1 open stream/.test(condition(current, "Progressing")?.message ?? "")
+      ? current
+      : undefined;
+  });
+  assert.equal(await replicas(namespace), 3);
+
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 0 }));
+  await waitFor("scaled down to 2", async () => (await replicas(namespace)) === 2);
+  store = await waitFor("the drain leaves status", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return current.status?.ingestDrain === undefined ? current : undefined;
+  });
+  assert.notEqual(condition(store, "Progressing")?.reason, "DrainingIngest");
+  const events = await eventsFor(admin, namespace, "st");
+  assert.ok(
+    events.some((event) => event.reason === "IngestScaledDown" && /st-ingest-2 drained/.test(event.message)),
+    JSON.stringify(events),
+  );
+});
+
+test("scaling back up before the drain finished cancels it and removes the annotation", async (t) => {
+  const { admin } = shared.current;
+  const { namespace, leaving } = await setUp(t, "cancel");
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 7, index: 7 }));
+  await scaleTo(namespace, 2);
+  await waitFor(
+    "st-ingest-2 annotated",
+    async () => (await drainAnnotation(namespace, "st-ingest-2")) === "true",
+  );
+  await waitFor(
+    "status.ingestDrain",
+    async () => (await getStore(admin, namespace, "st")).status?.ingestDrain,
+  );
+
+  await scaleTo(namespace, 3);
+  await waitFor(
+    "the annotation is removed",
+    async () => (await drainAnnotation(namespace, "st-ingest-2")) === undefined,
+  );
+  const store = await waitFor("the drain leaves status", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return current.status?.ingestDrain === undefined &&
+      condition(current, "Progressing")?.reason !== "DrainingIngest"
+      ? current
+      : undefined;
+  });
+  assert.equal(store.status?.observedGeneration, store.metadata.generation);
+  assert.equal(await replicas(namespace), 3);
+  assert.ok((await eventsFor(admin, namespace, "st")).some((event) => event.reason === "DrainCancelled"));
+});
+
+test("a drain past drainTimeoutSeconds is Degraded (DrainTimeout) and still never scales down with data left", async (t) => {
+  const { admin } = shared.current;
+  const { namespace, leaving } = await setUp(t, "timeout", { drainTimeoutSeconds: 1 });
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 3, index: 0 }));
+  await scaleTo(namespace, 2);
+  const degraded = await waitFor("Degraded DrainTimeout", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return condition(current, "Degraded")?.reason === "DrainTimeout" ? current : undefined;
+  });
+  assert.equal(condition(degraded, "Degraded")?.status, "True");
+  assert.match(
+    condition(degraded, "Degraded")?.message ?? "",
+    /st-ingest-2: archive 3 records \(2100 bytes\) unshipped/,
+  );
+  assert.equal(degraded.status?.phase, "Degraded");
+  await afterScrapes(namespace, leaving);
+  assert.equal(await replicas(namespace), 3, "past the timeout, still no scale-down");
+  const events = await eventsFor(admin, namespace, "st");
+  assert.ok(
+    events.some((event) => event.type === "Warning" && /DrainTimeout/.test(event.message)),
+    JSON.stringify(events),
+  );
+
+  // Once shipped it goes on: scaled down, Degraded cleared.
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 0 }));
+  await waitFor("scaled down to 2", async () => (await replicas(namespace)) === 2);
+  await waitFor("Degraded cleared", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return condition(current, "Degraded")?.status === "False";
+  });
+});

@@ -1,0 +1,186 @@
+// Scale-down of ingest without stranding WAL: the replicas that go are drained first.
+import type { Logger } from "@sessiontrack/runtime";
+
+import { metricsUrl, parsePrometheusText, scrape } from "./analysis.js";
+import type { Informer, KubeClient, KubeObject } from "./k8s/index.js";
+import { objectNames } from "./render.js";
+import type { IngestDrainStatus } from "./spec.js";
+import { iso, type EventNote } from "./status.js";
+
+/** The pod annotation ingest watches (downward API): "true" closes its intake until its WAL is shipped. */
+export const DRAIN_ANNOTATION = "sessiontrack.io/drain";
+
+/** What one draining pod's /metrics say. */
+interface PodDrainState {
+  pod: string;
+  drained: boolean;
+  /** What it still holds ("archive 12 records (4 KiB), 1 open stream"), or "drained". */
+  summary: string;
+}
+
+/** The replica count to apply for the stable ingest StatefulSet, and what to report. */
+export interface ScaleDownPlan {
+  replicas: number;
+  /** Persisted in status.ingestDrain while a scale-down waits. */
+  drain: IngestDrainStatus | undefined;
+  /** Progressing=True (DrainingIngest) message while waiting. */
+  progressing: string | undefined;
+  /** Degraded=True (DrainTimeout) message once the wait exceeds the drain timeout. */
+  timedOut: string | undefined;
+  /** True when this plan lowers the replicas. */
+  scalesDown: boolean;
+}
+
+/** Inputs of {@link IngestScaleDown.plan}. */
+export interface ScaleDownInput {
+  namespace: string;
+  name: string;
+  /** spec.ingest.replicas */
+  desired: number;
+  previous: IngestDrainStatus | undefined;
+  timeoutMs: number;
+  now: Date;
+  events: EventNote[];
+}
+
+const ordinalOf = (podName: string, setName: string): number | undefined => {
+  if (!podName.startsWith(`${setName}-`)) return undefined;
+  const suffix = podName.slice(setName.length + 1);
+  return /^\d+$/.test(suffix) ? Number(suffix) : undefined;
+};
+
+/**
+ * Holds a scale-down of the stable ingest StatefulSet until the replicas it removes (the
+ * highest ordinals) have shipped their WAL: they are annotated {@link DRAIN_ANNOTATION},
+ * which makes ingest refuse new streams and batches and fail readiness, and the replicas
+ * are lowered only past pods whose /metrics show draining, no open stream and zero lag
+ * and backlog for every sink. A timeout is reported, never acted on: acknowledged data is
+ * never dropped. A scale-up (or a smaller scale-down) removes the annotation again.
+ */
+export class IngestScaleDown {
+  constructor(
+    private readonly client: KubeClient,
+    private readonly pods: Informer,
+    private readonly statefulSets: Informer,
+    private readonly scrapeTimeoutMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async plan(input: ScaleDownInput): Promise<ScaleDownPlan> {
+    const { namespace, name, desired, previous, now, events } = input;
+    const setName = objectNames(name).ingest;
+    const live = this.statefulSets.get(namespace, setName);
+    const current = (live?.["spec"] as { replicas?: number } | undefined)?.replicas;
+    const steady: ScaleDownPlan = {
+      replicas: desired,
+      drain: undefined,
+      progressing: undefined,
+      timedOut: undefined,
+      scalesDown: false,
+    };
+    // Pods that keep running must not stay draining (a scale-up, or a smaller scale-down).
+    const released = await this.setDraining(namespace, setName, (ordinal) => ordinal < desired, false);
+    if (current === undefined || desired >= current) {
+      if (previous !== undefined) {
+        events.push({
+          type: "Normal",
+          reason: "DrainCancelled",
+          message: `ingest scale-down to ${previous.replicas ?? desired} cancelled: spec.ingest.replicas is ${desired}${released.length === 0 ? "" : `; ${released.join(", ")} take sessions again`}`,
+        });
+      }
+      return steady;
+    }
+
+    const leaving = Array.from({ length: current - desired }, (_, i) => `${setName}-${desired + i}`);
+    await this.setDraining(namespace, setName, (ordinal) => ordinal >= desired && ordinal < current, true);
+    if (previous === undefined) {
+      events.push({
+        type: "Normal",
+        reason: "DrainStarted",
+        message: `draining ${leaving.join(", ")} before scaling ingest from ${current} to ${desired}: their intake is closed until every acknowledged WAL record is shipped`,
+      });
+    }
+    const states = await Promise.all(leaving.map((pod) => this.inspect(namespace, pod)));
+    // The StatefulSet removes the highest ordinals first: lower past every drained one.
+    let replicas = current;
+    while (replicas > desired && states[replicas - desired - 1]?.drained === true) replicas -= 1;
+    const pending = states.filter((state) => !state.drained);
+    if (replicas < current) {
+      const gone = leaving.slice(replicas - desired);
+      events.push({
+        type: "Normal",
+        reason: "IngestScaledDown",
+        message: `${gone.join(", ")} drained (WAL shipped to every sink, no open stream): ingest scaled from ${current} to ${replicas}`,
+      });
+    }
+    if (pending.length === 0) return { ...steady, scalesDown: true };
+
+    const startedAt = previous?.startedAt ?? iso(now);
+    const waitedMs = now.getTime() - Date.parse(startedAt);
+    const holding = pending.map((state) => `${state.pod}: ${state.summary}`).join("; ");
+    return {
+      replicas,
+      drain: { replicas: desired, pods: pending.map((state) => state.pod), startedAt },
+      progressing: `holding ingest at ${replicas} replicas (spec: ${desired}) until the leaving replicas have shipped their WAL: ${holding}`,
+      timedOut:
+        waitedMs > input.timeoutMs
+          ? `ingest scale-down to ${desired} has waited since ${startedAt}, longer than spec.ingest.drainTimeoutSeconds (${Math.round(input.timeoutMs / 1000)} s); it keeps waiting, nothing acknowledged is dropped: ${holding}`
+          : undefined,
+      scalesDown: replicas < current,
+    };
+  }
+
+  /** Sets (or removes) the drain annotation on the stable ingest pods whose ordinal `selects`; returns the pods changed. */
+  private async setDraining(
+    namespace: string,
+    setName: string,
+    selects: (ordinal: number) => boolean,
+    draining: boolean,
+  ): Promise<string[]> {
+    const changed: string[] = [];
+    for (const pod of this.pods.list()) {
+      const podName = pod.metadata.name ?? "";
+      const ordinal = ordinalOf(podName, setName);
+      if (pod.metadata.namespace !== namespace || ordinal === undefined || !selects(ordinal)) continue;
+      if ((pod.metadata.annotations?.[DRAIN_ANNOTATION] === "true") === draining) continue;
+      await this.client.mergePatch(
+        { apiVersion: "v1", kind: "Pod", namespace, name: podName },
+        { metadata: { annotations: { [DRAIN_ANNOTATION]: draining ? "true" : null } } },
+      );
+      this.logger.info({ pod: podName, draining }, draining ? "drain requested" : "drain withdrawn");
+      changed.push(podName);
+    }
+    return changed;
+  }
+
+  /** Reads a leaving pod's /metrics: drained once it refuses intake, has no open stream and no lag. */
+  private async inspect(namespace: string, podName: string): Promise<PodDrainState> {
+    const pod: KubeObject | undefined = this.pods.get(namespace, podName);
+    const waiting = (summary: string): PodDrainState => ({ pod: podName, drained: false, summary });
+    if (pod === undefined) return waiting("no pod to read; its WAL cannot be confirmed shipped");
+    const url = metricsUrl(pod, "ingest");
+    if (url === undefined) return waiting("no pod IP yet; metrics unreadable");
+    const [text] = await scrape([url], this.scrapeTimeoutMs);
+    if (text === undefined) return waiting(`metrics unreadable at ${url}`);
+    const samples = parsePrometheusText(text);
+    const value = (metric: string) => samples.find((sample) => sample.name === metric)?.value;
+    const problems: string[] = [];
+    if (value("sessiontrack_ingest_draining") !== 1) problems.push("has not closed its intake yet");
+    const streams = value("sessiontrack_ingest_open_streams") ?? 0;
+    if (streams > 0) problems.push(`${streams} open stream${streams === 1 ? "" : "s"}`);
+    const lag = samples.filter((sample) => sample.name === "sessiontrack_shipper_lag_records");
+    if (lag.length === 0) problems.push("exports no shipper lag");
+    for (const sample of lag) {
+      const sink = sample.labels["sink"] ?? "?";
+      const bytes =
+        samples.find(
+          (other) => other.name === "sessiontrack_shipper_backlog_bytes" && other.labels["sink"] === sink,
+        )?.value ?? 0;
+      if (sample.value > 0 || bytes > 0)
+        problems.push(`${sink} ${sample.value} records (${bytes} bytes) unshipped`);
+    }
+    return problems.length === 0
+      ? { pod: podName, drained: true, summary: "drained" }
+      : waiting(problems.join(", "));
+  }
+}
