@@ -47,31 +47,36 @@ const IDLE = ingestPodMetrics({ draining: 0, streams: 2, archive: 0, index: 0 })
 const condition = (store: SessionStore, type: string) =>
   store.status?.conditions?.find((c) => c.type === type);
 
-/** A settled SessionStore `st` with 3 ingest replicas, its pods st-ingest-0..2 each with a /metrics endpoint. */
+/**
+ * A settled SessionStore `st` with `replicas` ingest replicas (default 3) and the pods
+ * st-ingest-N for the ordinals in `pods` (default 0..2), each with a /metrics endpoint.
+ */
 async function setUp(
   t: { after(fn: () => Promise<void> | void): void },
   prefix: string,
-  ingest: Record<string, unknown> = {},
+  options: { ingest?: Record<string, unknown>; replicas?: number; pods?: number[] } = {},
 ) {
   const { admin } = shared.current;
   const namespace = await createNamespace(admin, prefix);
   let operator = await startTestOperator(shared.current, namespace);
   t.after(() => operator.close());
-  const endpoints: FakeMetricsEndpoint[] = [];
-  for (let ordinal = 0; ordinal < 3; ordinal += 1) {
+  const count = options.replicas ?? 3;
+  await createStore(admin, namespace, "st", { ingest: { replicas: count, ...options.ingest } });
+  await waitFor(
+    `the ingest StatefulSet at ${count} replicas`,
+    async () => (await replicas(namespace)) === count,
+  );
+  await markWorkloadsReady(admin, namespace);
+  const endpoints = new Map<number, FakeMetricsEndpoint>();
+  for (const ordinal of options.pods ?? [0, 1, 2]) {
     const endpoint = await startMetricsEndpoint(IDLE);
     t.after(() => endpoint.close());
-    endpoints.push(endpoint);
-  }
-  await createStore(admin, namespace, "st", { ingest: { replicas: 3, ...ingest } });
-  await waitFor("the ingest StatefulSet at 3 replicas", async () => (await replicas(namespace)) === 3);
-  await markWorkloadsReady(admin, namespace);
-  for (const [ordinal, endpoint] of endpoints.entries()) {
+    endpoints.set(ordinal, endpoint);
     await createFakePod(admin, namespace, "st", "ingest", "stable", endpoint.url, `st-ingest-${ordinal}`);
   }
   return {
     namespace,
-    leaving: endpoints[2]!,
+    leaving: endpoints.get(2)!,
     restartOperator: async () => {
       await operator.close();
       operator = await startTestOperator(shared.current, namespace);
@@ -162,7 +167,11 @@ test("scale-down 3→2 drains st-ingest-2 first: replicas stay 3 while it has ba
   assert.notEqual(condition(store, "Progressing")?.reason, "DrainingIngest");
   const events = await eventsFor(admin, namespace, "st");
   assert.ok(
-    events.some((event) => event.reason === "IngestScaledDown" && /st-ingest-2 drained/.test(event.message)),
+    events.some(
+      (event) =>
+        event.reason === "IngestScaledDown" &&
+        /from 3 to 2; .*st-ingest-2 \(drained: WAL shipped/.test(event.message),
+    ),
     JSON.stringify(events),
   );
 });
@@ -200,7 +209,7 @@ test("scaling back up before the drain finished cancels it and removes the annot
 
 test("a drain past drainTimeoutSeconds is Degraded (DrainTimeout) and still never scales down with data left", async (t) => {
   const { admin } = shared.current;
-  const { namespace, leaving } = await setUp(t, "timeout", { drainTimeoutSeconds: 1 });
+  const { namespace, leaving } = await setUp(t, "timeout", { ingest: { drainTimeoutSeconds: 1 } });
   leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 3, index: 0 }));
   await scaleTo(namespace, 2);
   const degraded = await waitFor("Degraded DrainTimeout", async () => {
@@ -228,4 +237,36 @@ test("a drain past drainTimeoutSeconds is Degraded (DrainTimeout) and still neve
     const current = await getStore(admin, namespace, "st");
     return condition(current, "Degraded")?.status === "False";
   });
+});
+
+test("a leaving replica that never ran (no pod, no WAL volume) does not hold the scale-down; one whose WAL volume exists does", async (t) => {
+  const { admin } = shared.current;
+  // st-ingest-2 has a WAL volume but no pod to read; st-ingest-3 never ran at all.
+  const { namespace } = await setUp(t, "missing", { replicas: 4, pods: [0, 1] });
+  await admin.create({
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: "wal-st-ingest-2", namespace },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+  });
+  await scaleTo(namespace, 2);
+  await waitFor("lowered past st-ingest-3 to 3", async () => (await replicas(namespace)) === 3);
+  const store = await waitFor("st-ingest-2 reported as held", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return /st-ingest-2: no pod to read its metrics, and its WAL volume wal-st-ingest-2 may hold unshipped records/.test(
+      condition(current, "Progressing")?.message ?? "",
+    )
+      ? current
+      : undefined;
+  });
+  assert.deepEqual(store.status?.ingestDrain?.pods, ["st-ingest-2"]);
+  assert.equal(await replicas(namespace), 3, "not past st-ingest-2, whose WAL nobody has confirmed shipped");
+  const events = await eventsFor(admin, namespace, "st");
+  assert.ok(
+    events.some(
+      (event) =>
+        event.reason === "IngestScaledDown" && /from 4 to 3; .*st-ingest-3 \(never ran/.test(event.message),
+    ),
+    JSON.stringify(events),
+  );
 });

@@ -106,11 +106,11 @@ export class IngestScaleDown {
     while (replicas > desired && states[replicas - desired - 1]?.drained === true) replicas -= 1;
     const pending = states.filter((state) => !state.drained);
     if (replicas < current) {
-      const gone = leaving.slice(replicas - desired);
+      const gone = states.slice(replicas - desired).map((state) => `${state.pod} (${state.summary})`);
       events.push({
         type: "Normal",
         reason: "IngestScaledDown",
-        message: `${gone.join(", ")} drained (WAL shipped to every sink, no open stream): ingest scaled from ${current} to ${replicas}`,
+        message: `ingest scaled from ${current} to ${replicas}; leaving with nothing unshipped: ${gone.join(", ")}`,
       });
     }
     if (pending.length === 0) return { ...steady, scalesDown: true };
@@ -157,7 +157,18 @@ export class IngestScaleDown {
   private async inspect(namespace: string, podName: string): Promise<PodDrainState> {
     const pod: KubeObject | undefined = this.pods.get(namespace, podName);
     const waiting = (summary: string): PodDrainState => ({ pod: podName, drained: false, summary });
-    if (pod === undefined) return waiting("no pod to read; its WAL cannot be confirmed shipped");
+    if (pod === undefined) {
+      // A replica that never ran (an unfinished scale-up) has no WAL volume: nothing to lose.
+      const claim = `wal-${podName}`;
+      const volume = await this.client.get({
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        namespace,
+        name: claim,
+      });
+      if (volume === undefined) return { pod: podName, drained: true, summary: "never ran (no WAL volume)" };
+      return waiting(`no pod to read its metrics, and its WAL volume ${claim} may hold unshipped records`);
+    }
     const url = metricsUrl(pod, "ingest");
     if (url === undefined) return waiting("no pod IP yet; metrics unreadable");
     const [text] = await scrape([url], this.scrapeTimeoutMs);
@@ -180,7 +191,7 @@ export class IngestScaleDown {
         problems.push(`${sink} ${sample.value} records (${bytes} bytes) unshipped`);
     }
     return problems.length === 0
-      ? { pod: podName, drained: true, summary: "drained" }
+      ? { pod: podName, drained: true, summary: "drained: WAL shipped to every sink, no open stream" }
       : waiting(problems.join(", "));
   }
 }
