@@ -13,12 +13,15 @@ import type { SessionStore } from "./spec.js";
 import {
   REPO_ROOT,
   createNamespace,
+  createFakePod,
   createStore,
   eventsFor,
   getStore,
   markWorkloadsReady,
+  startMetricsEndpoint,
   startTestCluster,
   startTestOperator,
+  storeRef,
   waitFor,
   type TestCluster,
 } from "./test-support.js";
@@ -356,6 +359,37 @@ test("the operator works with exactly the RBAC the Helm chart grants", async (t)
     (await eventsFor(admin, namespace, "sessiontrack")).length > 0,
     "events recorded with the chart's permissions",
   );
+  // A drained scale-down 3→1: pod -1 is annotated (pods patch); pod -2 never ran (PVC get).
+  const drained = await startMetricsEndpoint(
+    'sessiontrack_ingest_draining 1\nsessiontrack_ingest_open_streams 0\nsessiontrack_shipper_lag_records{sink="index"} 0\n',
+  );
+  t.after(() => drained.close());
+  await createFakePod(
+    admin,
+    namespace,
+    "sessiontrack",
+    "ingest",
+    "stable",
+    drained.url,
+    "sessiontrack-ingest-1",
+  );
+  const ingestRef = { apiVersion: "apps/v1", kind: "StatefulSet", namespace, name: "sessiontrack-ingest" };
+  const ingestReplicas = async () =>
+    ((await admin.get(ingestRef))?.["spec"] as { replicas?: number } | undefined)?.replicas;
+  for (const replicas of [3, 1]) {
+    await admin.mergePatch(storeRef(namespace, "sessiontrack"), { spec: { ingest: { replicas } } });
+    await waitFor(
+      `ingest at ${replicas} under the chart's RBAC`,
+      async () => (await ingestReplicas()) === replicas,
+    );
+  }
+  const leaving = await admin.get({
+    apiVersion: "v1",
+    kind: "Pod",
+    namespace,
+    name: "sessiontrack-ingest-1",
+  });
+  assert.equal(leaving?.metadata.annotations?.["sessiontrack.io/drain"], "true");
   const errors = (await operator.metrics.reconcileErrors.get()).values[0]?.value ?? 0;
   assert.equal(errors, 0, "no reconcile failed for lack of a permission");
 });
