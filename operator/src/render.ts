@@ -107,7 +107,11 @@ const probes = (metricsPort: number) => ({
   livenessProbe: { httpGet: { path: "/healthz", port: metricsPort }, periodSeconds: 10, failureThreshold: 6 },
 });
 
-/** The ingest StatefulSet (stable or canary): one WAL PVC per replica, drained on SIGTERM before exit. */
+/**
+ * The ingest StatefulSet (stable or canary): one WAL PVC per replica. A replica drains when
+ * its pod is annotated sessiontrack.io/drain (read through the downward API; see
+ * ingest-drain.ts), and on SIGTERM before exit.
+ */
 export function renderIngest(
   ctx: RenderContext,
   track: "stable" | "canary",
