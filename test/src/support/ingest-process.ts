@@ -57,7 +57,7 @@ export interface IngestProcess {
 /** Starts ingest as a child process and waits until it logs that it serves. */
 export async function startIngestProcess(
   home: IngestHome,
-  options: { listen?: string; extraArgs?: string[]; logLevel?: string } = {},
+  options: { listen?: string; extraArgs?: string[]; logLevel?: string; env?: Record<string, string> } = {},
 ): Promise<IngestProcess> {
   const child = spawn(
     process.execPath,
@@ -79,7 +79,7 @@ export async function startIngestProcess(
       options.logLevel ?? "info",
       ...(options.extraArgs ?? []),
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } },
   );
   const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
   let stderr = "";
