@@ -15,6 +15,8 @@ const USAGE = `Usage: sessiontrack ingest serve --data-dir DIR --tenants FILE [o
   --wal-segment-bytes N       WAL segment size (default 64 MiB)
   --wal-max-retained-bytes N  WAL size bound; beyond it ingest refuses events (RESOURCE_EXHAUSTED)
   --shutdown-grace-ms N       drain time on SIGTERM (default 10000)
+  --drain-file FILE           pod annotations file (downward API); sessiontrack.io/drain="true"
+                              drains this replica before a scale-down (set by the operator)
 
 Shipping (off unless a sink address is set):
   --archive-url ADDR          archive service, host:port or grpc[s]://host:port
@@ -40,6 +42,7 @@ const FLAGS = [
   "wal-segment-bytes",
   "wal-max-retained-bytes",
   "shutdown-grace-ms",
+  "drain-file",
   "archive-url",
   "index-url",
   "service-key-file",
