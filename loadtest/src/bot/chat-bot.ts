@@ -51,8 +51,8 @@ export interface BotStats {
   uptimeMs: number;
   /** Capture calls the bot made (events it tried to record). */
   captureAttempted: number;
-  /** Distinct event ids ingest acknowledged to the SDK. */
-  ackedUnique: number;
+  /** Acknowledgements ingest sent the SDK, repeats included (distinct ids: GET /acked-ids). */
+  acksReceived: number;
   sdk: ReturnType<SessionTrackClient["stats"]> | null;
 }
 
@@ -112,9 +112,14 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 /** The chat bot; `client` undefined means capture off (the baseline variant). */
 export class ChatBot {
   private readonly sessions = new Map<string, OpenSession>();
-  private readonly ackedIds = new Set<string>();
-  /** Every session id this bot captured, for reading the sessions back from the index. */
-  private readonly capturedSessions = new Set<string>();
+  /**
+   * Every acknowledged id, repeats included (a replay after an outage acks an id again).
+   * An array, deduplicated only when read: hashing each id into a Set on the request path
+   * would charge the accuracy check's bookkeeping to capture's CPU overhead.
+   */
+  private readonly ackedIds: string[] = [];
+  /** Every session id this bot captured (each once: added when the session opens). */
+  private readonly capturedSessions: string[] = [];
   private readonly startedAt = Date.now();
   private requests = 0;
   private errors = 0;
@@ -125,7 +130,7 @@ export class ChatBot {
 
   /** The SDK's onAck hook: remembers every acknowledged id for the accuracy check. */
   recordAcked(eventIds: readonly string[]): void {
-    for (const id of eventIds) this.ackedIds.add(id);
+    for (const id of eventIds) this.ackedIds.push(id);
   }
 
   stats(): BotStats {
@@ -139,7 +144,7 @@ export class ChatBot {
       cpuSystemUs: cpu.system,
       uptimeMs: Date.now() - this.startedAt,
       captureAttempted: this.captureAttempted,
-      ackedUnique: this.ackedIds.size,
+      acksReceived: this.ackedIds.length,
       sdk: this.client?.stats() ?? null,
     };
   }
@@ -213,7 +218,7 @@ export class ChatBot {
         if (oldest.done !== true) this.sessions.delete(oldest.value);
       }
       const capture = this.client?.session(request.sessionId, { userId: request.userId });
-      if (capture !== undefined) this.capturedSessions.add(request.sessionId);
+      if (capture !== undefined) this.capturedSessions.push(request.sessionId);
       session = { history: [], model: "gpt-4o-mini", capture };
       this.sessions.set(request.sessionId, session);
       capture?.start({ channel: "web", locale: "en-GB" });
@@ -259,10 +264,10 @@ export class ChatBot {
       if (req.method === "GET" && path === "/healthz") return send(res, 200, "ok\n");
       if (req.method === "POST" && path === "/flush") return send(res, 200, await this.flush(30_000));
       if (req.method === "GET" && path === "/sessions") {
-        return send(res, 200, [...this.capturedSessions].join("\n"));
+        return send(res, 200, [...new Set(this.capturedSessions)].join("\n"));
       }
       if (req.method === "GET" && path === "/acked-ids") {
-        return send(res, 200, [...this.ackedIds].join("\n"));
+        return send(res, 200, [...new Set(this.ackedIds)].join("\n"));
       }
       send(res, 404, { error: `no route ${req.method ?? "?"} ${path ?? ""}` });
     } catch (err) {

@@ -39,7 +39,7 @@ export const CLIENT_VERSION = "@sessiontrack/client/0.1.0";
 const MAX_TRACKED_SESSIONS = 100_000;
 const DEFAULT_TIMEOUT_MS = 5000;
 /** Longest an event waits in memory before it is sent (a full batch goes at once). */
-export const DEFAULT_FLUSH_INTERVAL_MS = 200;
+export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
 /** A batch this big is sent without waiting for the flush interval. */
 export const DEFAULT_BATCH_MAX_BYTES = 256 * 1024;
 const EMPTY_BYTES = new Uint8Array(0);

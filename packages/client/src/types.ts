@@ -27,7 +27,7 @@ export interface SessionTrackClientOptions {
   /** A batch of this many encoded bytes is sent at once (default 256 KiB). */
   batchMaxBytes?: number;
   /**
-   * Longest an event waits in memory before it is sent, in ms (default 200); a full batch
+   * Longest an event waits in memory before it is sent, in ms (default 1000); a full batch
    * (`batchMaxEvents` or `batchMaxBytes`) goes at once. Until acked (or spooled) an event
    * lives only in this process's memory.
    */
