@@ -126,3 +126,27 @@ test("a full spool drops the newest events, counts each and calls onDrop", async
     Array.from({ length: stats.spooled }, (_, k) => k + 1),
   );
 });
+
+test("while ingest refuses for now, each retry sends one small probe batch, not the whole backlog", async (t) => {
+  const { fake, client } = await startHarness(t, { watchConfig: false, ackTimeoutMs: 1000 });
+  const batchSizes: number[] = [];
+  let refusing = true;
+  fake.rejectPolicy = (request) => {
+    batchSizes.push(request.events.length);
+    return refusing ? { code: 14, message: "ingest is busy", retryable: true } : undefined;
+  };
+  const total = 2000;
+  for (let i = 0; i < total; i++) client.capture({ sessionId: `probe-${i % 10}`, payload: customPayload(i) });
+  await fake.waitFor(() => batchSizes.length >= 3, 10_000, "three attempts while ingest refuses");
+  const duringOutage = batchSizes.length;
+  assert.ok(
+    batchSizes.every((n) => n >= 1 && n <= 64),
+    `every attempt while refused was one small batch: ${batchSizes.join(",")}`,
+  );
+  assert.ok(client.stats().spooled > 0, "the backlog waited in the spool");
+
+  refusing = false;
+  assert.equal((await client.flush(15_000)).complete, true, JSON.stringify(client.stats()));
+  assert.equal(fake.stored.size, total, "every event is stored once the probe is acked");
+  assert.ok(Math.max(...batchSizes.slice(duringOutage)) > 64, "after the first ack, full batches flow again");
+});

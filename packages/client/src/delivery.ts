@@ -59,6 +59,13 @@ export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_CAP_MS = 2000;
 const MAX_DEFER_FACTOR = 32;
+/**
+ * Events in the one batch sent on a stream that has not acked anything yet. While ingest is
+ * down every retry opens a stream that fails; sending the whole spool backlog on each (up to
+ * `maxInFlightBatches` batches of `batchMaxEvents`) cost the bot megabytes of serialization
+ * per retry for nothing. One small probe batch finds out whether ingest is back.
+ */
+const PROBE_BATCH_EVENTS = 64;
 /** A capture sends a partial batch once it is this share of the flush interval old. */
 const EARLY_SEND = 0.75;
 /** A timer due within this many ms of the wanted moment is left alone. */
@@ -86,6 +93,8 @@ export class DeliveryPipeline {
   private call: grpc.ClientDuplexStream<EncodedBatch, StreamResponse> | undefined;
   private retryAtMs = 0;
   private consecutiveFailures = 0;
+  /** True until the current stream acks something: only one small probe batch goes out. */
+  private probing = true;
   private downReported = false;
   private deferFactor = 1;
   /** When the oldest queued event was captured. */
@@ -314,6 +323,18 @@ export class DeliveryPipeline {
     if (this.queue.length > this.settings.maxQueueEvents) this.spillQueue();
   }
 
+  /** Batches in flight at most: one while the stream is unproven, else `maxInFlightBatches`. */
+  private inFlightLimit(): number {
+    return this.probing ? 1 : this.settings.maxInFlightBatches;
+  }
+
+  /** Events per batch at most: a small probe while the stream is unproven, else `batchMaxEvents`. */
+  private batchLimit(): number {
+    return this.probing
+      ? Math.min(PROBE_BATCH_EVENTS, this.settings.batchMaxEvents)
+      : this.settings.batchMaxEvents;
+  }
+
   private spoolHasUnsent(): boolean {
     if (!this.spool.drained) return true;
     for (const segment of this.replaying) if (segment.hasPending) return true;
@@ -326,8 +347,9 @@ export class DeliveryPipeline {
    * last batch in the queue for the next tick.
    */
   private sendQueue(fullOnly: boolean): void {
-    const { batchMaxEvents, batchMaxBytes, maxInFlightBatches } = this.settings;
-    while (this.inFlight.size < maxInFlightBatches && this.queue.length > 0 && this.call !== undefined) {
+    const { batchMaxBytes } = this.settings;
+    const batchMaxEvents = this.batchLimit();
+    while (this.inFlight.size < this.inFlightLimit() && this.queue.length > 0 && this.call !== undefined) {
       const queue = this.queue;
       let n = 0;
       let bytes = 0;
@@ -350,7 +372,7 @@ export class DeliveryPipeline {
   }
 
   private replaySpool(): void {
-    while (this.inFlight.size < this.settings.maxInFlightBatches && this.call !== undefined) {
+    while (this.inFlight.size < this.inFlightLimit() && this.call !== undefined) {
       let segment = this.replaying.find((s) => s.hasPending);
       if (segment === undefined) {
         segment = this.spool.loadNext((path, bytes) =>
@@ -361,7 +383,7 @@ export class DeliveryPipeline {
         if (segment === undefined) return;
         this.replaying.push(segment);
       }
-      const { indexes, frames } = segment.takePending(this.settings.batchMaxEvents, MAX_BATCH_BYTES);
+      const { indexes, frames } = segment.takePending(this.batchLimit(), MAX_BATCH_BYTES);
       if (frames.length === 0) return;
       this.send(frames, segment, indexes);
     }
@@ -471,6 +493,7 @@ export class DeliveryPipeline {
     this.counters.duplicates += duplicates;
     this.consecutiveFailures = 0;
     this.downReported = false;
+    this.probing = false;
     this.reporter.acked?.(batch.frames);
     if (batch.segment === undefined) {
       this.counters.settledOwn += n;
@@ -519,6 +542,7 @@ export class DeliveryPipeline {
   private fail(err: Error, backoff = true): void {
     const call = this.call;
     this.call = undefined;
+    this.probing = true;
     try {
       call?.cancel();
     } catch {
