@@ -172,6 +172,8 @@ export async function runLoadTest(options: {
         home.apiKeyFile,
         "--spool-dir",
         join(workDir, "spool"),
+        "--record-dir",
+        join(workDir, "bot-records"),
         ...(options.sdkFlags ?? []),
       ],
       /^bot serving$/,

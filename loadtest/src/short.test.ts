@@ -1,7 +1,7 @@
 // `make test` runs the SHORT load test (about 100 s on 2 cores) against the real stack and
 // real k6, and asserts zero failed requests, 100% capture accuracy, every fault's backlog
 // delivered, and the p95 latency half of the under-5% budget. The CPU half is NOT met today
-// (capture adds ~17–23% CPU per request to this lean bot; see loadtest/README.md): `make
+// (capture adds ~10–15% CPU per request to this lean bot; see loadtest/README.md): `make
 // loadtest` still enforces 5% and fails on it, while this test holds CPU to a regression
 // guard so the SDK cannot get worse unnoticed. The figures are in loadtest/results/<timestamp>/.
 import assert from "node:assert/strict";
@@ -16,9 +16,10 @@ const RUN = join(dirname(fileURLToPath(import.meta.url)), "run.js");
 /**
  * Not the budget (5%, which `make loadtest` enforces): the bound CPU overhead must stay under
  * in `make test` until the SDK meets the budget. It was 45–48% before the SDK's batching and
- * encoding work and is 17–23% after it, so a return to the old cost fails here.
+ * encoding work, 17–23% with 200 ms batches, and is ~10–15% with 1 s batches (40 s windows
+ * vary by ±4 points), so a return to an earlier cost fails here.
  */
-const CPU_REGRESSION_GUARD_PCT = 35;
+const CPU_REGRESSION_GUARD_PCT = 25;
 
 interface Summary {
   passed: boolean;

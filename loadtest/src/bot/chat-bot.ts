@@ -13,6 +13,7 @@ import {
   tokenize,
   type HistoryTurn,
 } from "./model.js";
+import type { IdLog } from "./id-log.js";
 
 const SYSTEM_PROMPT =
   "You are the support assistant of a parcel delivery company. Answer briefly and politely. " +
@@ -112,25 +113,26 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 /** The chat bot; `client` undefined means capture off (the baseline variant). */
 export class ChatBot {
   private readonly sessions = new Map<string, OpenSession>();
-  /**
-   * Every acknowledged id, repeats included (a replay after an outage acks an id again).
-   * An array, deduplicated only when read: hashing each id into a Set on the request path
-   * would charge the accuracy check's bookkeeping to capture's CPU overhead.
-   */
-  private readonly ackedIds: string[] = [];
-  /** Every session id this bot captured (each once: added when the session opens). */
-  private readonly capturedSessions: string[] = [];
   private readonly startedAt = Date.now();
   private requests = 0;
   private errors = 0;
   private inFlight = 0;
   private captureAttempted = 0;
 
-  constructor(private readonly client: SessionTrackClient | undefined) {}
+  /**
+   * `records` (capture on): where the accuracy check's ids go — every acknowledged event id
+   * (repeats included: a replay after an outage acks an id again) and every captured session.
+   */
+  constructor(
+    private readonly client: SessionTrackClient | undefined,
+    private readonly records?: { acked: IdLog; sessions: IdLog },
+  ) {}
 
   /** The SDK's onAck hook: remembers every acknowledged id for the accuracy check. */
   recordAcked(eventIds: readonly string[]): void {
-    for (const id of eventIds) this.ackedIds.push(id);
+    this.records?.acked.append(eventIds);
+    // Session ids wait in memory until here: one write a batch, none on the request path.
+    this.records?.sessions.append([]);
   }
 
   stats(): BotStats {
@@ -144,7 +146,7 @@ export class ChatBot {
       cpuSystemUs: cpu.system,
       uptimeMs: Date.now() - this.startedAt,
       captureAttempted: this.captureAttempted,
-      acksReceived: this.ackedIds.length,
+      acksReceived: this.records?.acked.count ?? 0,
       sdk: this.client?.stats() ?? null,
     };
   }
@@ -218,7 +220,7 @@ export class ChatBot {
         if (oldest.done !== true) this.sessions.delete(oldest.value);
       }
       const capture = this.client?.session(request.sessionId, { userId: request.userId });
-      if (capture !== undefined) this.capturedSessions.push(request.sessionId);
+      if (capture !== undefined) this.records?.sessions.add(request.sessionId);
       session = { history: [], model: "gpt-4o-mini", capture };
       this.sessions.set(request.sessionId, session);
       capture?.start({ channel: "web", locale: "en-GB" });
@@ -264,10 +266,10 @@ export class ChatBot {
       if (req.method === "GET" && path === "/healthz") return send(res, 200, "ok\n");
       if (req.method === "POST" && path === "/flush") return send(res, 200, await this.flush(30_000));
       if (req.method === "GET" && path === "/sessions") {
-        return send(res, 200, [...new Set(this.capturedSessions)].join("\n"));
+        return send(res, 200, (this.records?.sessions.readAll() ?? []).join("\n"));
       }
       if (req.method === "GET" && path === "/acked-ids") {
-        return send(res, 200, [...new Set(this.ackedIds)].join("\n"));
+        return send(res, 200, (this.records?.acked.readAll() ?? []).join("\n"));
       }
       send(res, 404, { error: `no route ${req.method ?? "?"} ${path ?? ""}` });
     } catch (err) {

@@ -1,14 +1,19 @@
 // Entry point of the reference bot process:
 //   node loadtest/dist/bot/main.js --capture on|off [--target HOST:PORT --api-key-file FILE]
-//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR]
+//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR] [--record-dir DIR]
+// --record-dir: where a capturing bot writes the acknowledged event ids and captured session
+// ids it serves on GET /acked-ids and /sessions (default: a temporary directory, removed on exit).
 // Prints one JSON line {"msg":"bot serving","address":…} once it listens.
 import { SessionTrackClient } from "@sessiontrack/client";
 import { parseHostPort } from "@sessiontrack/runtime";
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 
 import { ChatBot } from "./chat-bot.js";
+import { IdLog } from "./id-log.js";
 
 function fail(message: string): never {
   console.error(`bot: ${message}`);
@@ -23,6 +28,7 @@ const { values } = parseArgs({
     listen: { type: "string", default: "127.0.0.1:0" },
     "bot-id": { type: "string", default: "reference-bot" },
     "spool-dir": { type: "string" },
+    "record-dir": { type: "string" },
     // SDK settings, to study what capture costs under each (defaults: the SDK's own).
     "flush-interval-ms": { type: "string" },
     "batch-max-events": { type: "string" },
@@ -66,7 +72,22 @@ if (values.capture === "on") {
     onDrop: ({ count, reason }) => console.error(JSON.stringify({ msg: "capture drop", count, reason })),
   });
 }
-const bot = new ChatBot(client);
+let records: { acked: IdLog; sessions: IdLog } | undefined;
+let ownRecordDir: string | undefined;
+if (client !== undefined) {
+  const given = values["record-dir"];
+  const recordDir = given ?? (ownRecordDir = mkdtempSync(join(tmpdir(), "sessiontrack-bot-records-")));
+  try {
+    mkdirSync(recordDir, { recursive: true });
+    records = {
+      acked: new IdLog(join(recordDir, "acked-ids.txt")),
+      sessions: new IdLog(join(recordDir, "sessions.txt")),
+    };
+  } catch (err) {
+    fail(`--record-dir ${recordDir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+const bot = new ChatBot(client, records);
 ackSink.bot = bot;
 
 let listen: { host: string; port: number };
@@ -88,7 +109,12 @@ const stop = (): void => {
   stopping = true;
   server.close();
   server.closeAllConnections();
-  void (client?.close(10_000) ?? Promise.resolve()).then(() => process.exit(0));
+  void (client?.close(10_000) ?? Promise.resolve()).then(() => {
+    records?.acked.close();
+    records?.sessions.close();
+    if (ownRecordDir !== undefined) rmSync(ownRecordDir, { recursive: true, force: true });
+    process.exit(0);
+  });
 };
 process.once("SIGTERM", stop);
 process.once("SIGINT", stop);
