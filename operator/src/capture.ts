@@ -16,7 +16,7 @@ export interface CanaryRoute {
  * The capture-config document ingest reads (services/ingest capture-config.ts: enabled,
  * sampleRate, stage, cohorts, optOut, tenantCohorts). Ingest resolves tenant opt-out and
  * tenant cohorts per watcher from its API key. Ingest validates the canary route (a bad
- * one rejects the whole file, keeping the last good one) and serves it to every watcher
+ * one is logged and left out; the rest of the file still applies) and serves it to every watcher
  * as CaptureConfig.canary, weight as weight_percent. For an index or archive canary,
  * ingest's shipper sends the cohort's events (@sessiontrack/cohort inCanaryCohort) to
  * `address`; for an ingest canary the SDK sends the cohort to `address` on a lane of its

@@ -10,8 +10,8 @@ import { parseCaptureFile } from "./capture-config.js";
 import { auth, startHarness } from "./test-harness.js";
 
 /** The capture-config file as operator/src/capture.ts renders it during a canary. */
-function captureText(canary: string | undefined): string {
-  const base = "enabled: true\nsampleRate: 1\nstage: full\ncohorts: []\n";
+function captureText(canary: string | undefined, enabled = true): string {
+  const base = `enabled: ${String(enabled)}\nsampleRate: 1\nstage: full\ncohorts: []\n`;
   return canary === undefined ? base : `${base}canary:\n${canary}`;
 }
 
@@ -31,7 +31,7 @@ test("the canary route is parsed, weight becomes weight_percent, and its absence
   assert.equal(parseCaptureFile(captureText(ipv6), "capture.yaml").config.canary?.weightPercent, 100);
 });
 
-test("a bad canary route is refused with the file and the field named", () => {
+test("a bad canary route is left out, with the file and the field named, and the rest of the file still applies", () => {
   const cases: Array<[string, RegExp]> = [
     [
       "  component: search\n  revision: r\n  weight: 5\n  address: a:1\n",
@@ -67,16 +67,16 @@ test("a bad canary route is refused with the file and the field named", () => {
     ],
   ];
   for (const [route, message] of cases) {
-    assert.throws(
-      () => parseCaptureFile(captureText(route), "/etc/sessiontrack/capture.yaml"),
-      (error: Error) => {
-        assert.match(error.message, /^capture config \/etc\/sessiontrack\/capture\.yaml is invalid:/);
-        assert.match(error.message, message);
-        return true;
-      },
-      route,
+    const file = parseCaptureFile(captureText(route, false), "/etc/sessiontrack/capture.yaml");
+    assert.equal(file.config.canary, undefined, route);
+    assert.equal(file.config.enabled, false, "the kill switch in the same file still applies");
+    assert.match(
+      file.routeProblem ?? "",
+      /^capture config \/etc\/sessiontrack\/capture\.yaml: canary route left out/,
     );
+    assert.match(file.routeProblem ?? "", message);
   }
+  assert.equal(parseCaptureFile(captureText(INDEX_ROUTE), "c.yaml").routeProblem, undefined);
 });
 
 /** A WatchConfig call whose configs can be awaited one by one. */
@@ -115,7 +115,7 @@ function watch(address: string, key: string, botId: string) {
   };
 }
 
-test("WatchConfig sends the route to every watcher, keeps it through a bad edit, and drops it on rollback", async (t) => {
+test("WatchConfig sends the route to every watcher, drops only a bad route (the kill switch beside it applies), and drops it on rollback", async (t) => {
   const h = await startHarness(t);
   const watchers = [
     watch(h.server.address, h.readKey, "support-bot"),
@@ -134,18 +134,23 @@ test("WatchConfig sends the route to every watcher, keeps it through a bad edit,
     });
   }
 
-  // A bad route rejects the file like any bad field: the last good config (with its route) stays.
+  // A bad route next to the kill switch: the switch applies, the route is left out.
   writeFileSync(
     h.captureConfigFile,
-    captureText("  component: index\n  revision: sst-index-7d9f\n  weight: 400\n  address: x:1\n"),
+    captureText("  component: index\n  revision: sst-index-7d9f\n  weight: 400\n  address: x:1\n", false),
   );
-  await new Promise((resolve) => setTimeout(resolve, 600));
-  for (const watcher of watchers) assert.equal(watcher.received.length, 2, "nothing sent for a bad file");
+  for (const watcher of watchers) {
+    const killed = await watcher.nth(2);
+    assert.equal(killed.enabled, false, "the kill switch is not held back by a bad route");
+    assert.equal(killed.canary, undefined);
+  }
 
   // Rollback or promotion: the operator publishes the file without the route.
+  writeFileSync(h.captureConfigFile, captureText(INDEX_ROUTE));
+  for (const watcher of watchers) assert.equal((await watcher.nth(3)).canary?.component, "index");
   writeFileSync(h.captureConfigFile, captureText(undefined));
   for (const watcher of watchers) {
-    const after = await watcher.nth(2);
+    const after = await watcher.nth(4);
     assert.equal(after.canary, undefined);
     assert.equal(after.enabled, true);
   }

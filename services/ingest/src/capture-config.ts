@@ -70,8 +70,9 @@ const fileSchema = z.object({
       }),
     )
     .default([]),
-  // The version canary in force; absent when there is none.
-  canary: canaryRoute.optional(),
+  // The version canary in force; absent when there is none. Checked on its own (see
+  // parseCaptureFile): a bad route must not hold back the kill switch or a stage change.
+  canary: z.unknown().optional(),
 });
 
 /** The per-tenant part of a capture-config file, applied by ingest to each watcher. */
@@ -92,6 +93,8 @@ export interface TenantCaptureRules {
 export interface CaptureFile {
   config: CaptureConfig;
   tenantRules: TenantCaptureRules;
+  /** Why the file's canary route was left out (it was invalid), naming the file and field. */
+  routeProblem?: string;
 }
 
 const NO_TENANT_RULES: TenantCaptureRules = { optOutTenants: [], tenantCohorts: [] };
@@ -131,15 +134,24 @@ export function parseCaptureFile(text: string, path: string): CaptureFile {
   }
   const revision = createHash("sha256").update(text).digest("hex").slice(0, 12);
   const { optOut, tenantCohorts, canary, ...rest } = parsed.data;
-  const route: CanaryRoute | undefined =
-    canary === undefined
-      ? undefined
-      : {
-          component: canary.component,
-          revision: canary.revision,
-          weightPercent: canary.weight,
-          address: canary.address,
-        };
+  // An invalid route is left out rather than failing the file: the rest of the file (the kill
+  // switch above all) must still take effect, and without a route every session stays on
+  // stable, which is always safe.
+  let route: CanaryRoute | undefined;
+  let routeProblem: string | undefined;
+  if (canary !== undefined && canary !== null) {
+    const checked = canaryRoute.safeParse(canary);
+    if (checked.success) {
+      const { component, revision: routeRevision, weight, address } = checked.data;
+      route = { component, revision: routeRevision, weightPercent: weight, address };
+    } else {
+      const problems = checked.error.issues.map(
+        (issue) =>
+          `canary${issue.path.length > 0 ? "." : ""}${issue.path.map(String).join(".")}: ${issue.message}`,
+      );
+      routeProblem = `capture config ${path}: canary route left out (every session stays on stable):\n  ${problems.join("\n  ")}`;
+    }
+  }
   return {
     config: {
       revision,
@@ -148,6 +160,7 @@ export function parseCaptureFile(text: string, path: string): CaptureFile {
       canary: route,
     },
     tenantRules: { optOutTenants: optOut.tenantIds, tenantCohorts },
+    ...(routeProblem === undefined ? {} : { routeProblem }),
   };
 }
 
@@ -194,6 +207,7 @@ export class CaptureConfigSource {
     if (path !== undefined) {
       // A bad file at start-up is a configuration error: fail fast, naming it.
       this.current = parseCaptureFile(readFileSync(path, "utf8"), path);
+      this.reportRouteProblem(this.current);
       this.lastSignature = this.signature() ?? "";
       this.timer = setInterval(() => this.poll(), POLL_MS);
       this.timer.unref();
@@ -236,6 +250,10 @@ export class CaptureConfigSource {
     }
   }
 
+  private reportRouteProblem(file: CaptureFile): void {
+    if (file.routeProblem !== undefined) this.logger.error({ path: this.path }, file.routeProblem);
+  }
+
   private poll(): void {
     const signature = this.signature();
     if (signature === undefined) {
@@ -263,6 +281,7 @@ export class CaptureConfigSource {
     const next = file.config;
     if (next.revision === this.current.config.revision) return;
     this.current = file;
+    this.reportRouteProblem(file);
     this.logger.info(
       { revision: next.revision, enabled: next.enabled, stage: next.stage, canary: next.canary },
       "capture config changed",
