@@ -58,7 +58,10 @@ const SIGNALS: Record<
     latency: "sessiontrack_archive_store_latency_seconds",
   },
 };
-/** Bot capture overhead in percent of the bot's p95 latency, as exposed to the cohort's pods. */
+/**
+ * Capture's CPU overhead in the bots, percent of their own CPU: the worst live report of the
+ * SDKs connected to the cohort's ingest pods (ingest exports it from capture_overhead_pct).
+ */
 export const BOT_OVERHEAD_METRIC = "sessiontrack_bot_capture_overhead_pct";
 
 /** What one group of pods (canary or stable) measured. */

@@ -34,9 +34,12 @@ test("an ingest canary route sends its sticky cohort to the canary and the rest 
   t.after(() => canary.stop());
   const { client, errors } = await startHarness(t, {}, stable);
   await stable.waitFor(() => client.config?.revision === "r1", 2000, "first config");
+  // Sessions already running when the route appears keep their lane (stable) for life.
+  for (let s = 0; s < 40; s++) client.capture({ sessionId: `early-${s}`, payload: customPayload(s) });
 
   stable.pushConfig(config("r2", route(canary.target)));
   await stable.waitFor(() => client.config?.revision === "r2", 2000, "config with the route");
+  for (let s = 0; s < 40; s++) client.capture({ sessionId: `early-${s}`, payload: customPayload(100 + s) });
   captureSessions(client, 0);
   assert.equal((await client.flush(5000)).complete, true);
 
@@ -49,6 +52,10 @@ test("an ingest canary route sends its sticky cohort to the canary and the rest 
     assert.equal(sessionEvents(stable, id).length, cohort ? 0 : 3, `${id} at stable`);
   }
   assert.ok(inCanary > 10 && inCanary < 70, `a ${WEIGHT}% cohort of ${SESSIONS} sessions has ${inCanary}`);
+  for (let s = 0; s < 40; s++) {
+    assert.equal(sessionEvents(stable, `early-${s}`).length, 2, `early-${s} stayed on stable`);
+    assert.equal(sessionEvents(canary, `early-${s}`).length, 0);
+  }
 
   // Rollback: the next config has no route; the cohort's later events go to stable.
   stable.pushConfig(config("r3"));
@@ -62,7 +69,7 @@ test("an ingest canary route sends its sticky cohort to the canary and the rest 
     assert.equal(sessionEvents(stable, id).length, cohort ? 3 : 6, `${id}: later events at stable`);
   }
   assert.deepEqual(errors, []);
-  assert.equal(client.stats().acked, SESSIONS * 6);
+  assert.equal(client.stats().acked, SESSIONS * 6 + 80);
 });
 
 test("a canary that is down strands nothing: the cohort spools, and a withdrawn route delivers it to stable", async (t) => {
@@ -115,12 +122,15 @@ test("the SDK reports its measured overhead to ingest once per window as capture
   const until = Date.now() + 2500;
   let i = 0;
   while (Date.now() < until && fake.overheadReports.length === 0) {
+    // The bot's own work between captures: a window where the process barely ran is not reported.
+    const busyUntil = performance.now() + 6;
+    while (performance.now() < busyUntil);
     for (let k = 0; k < 20; k++) client.capture({ sessionId: "metered", payload: customPayload(i++) });
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await client.flush(5000);
   assert.ok(fake.overheadReports.length > 0, "at least one window closed and was reported");
-  for (const pct of fake.overheadReports) assert.ok(pct > 0 && pct <= 1000, `report ${pct}`);
+  for (const pct of fake.overheadReports) assert.ok(pct > 0 && pct <= 100, `report ${pct}`);
   // At most one report per second of capture: the field rides on one batch per window.
   assert.ok(fake.overheadReports.length <= Math.ceil((Date.now() - until + 2500) / 1000) + 1);
 });

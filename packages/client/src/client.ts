@@ -403,9 +403,9 @@ export class SessionTrackClient {
     if (seq > state.seq) state.seq = seq;
     if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
     this.capturedCount++;
-    if (state.laneUnder !== this.routes.generation) {
+    if (!state.laneDecided) {
       state.toCanary = this.routes.toCanary(sessionId);
-      state.laneUnder = this.routes.generation;
+      state.laneDecided = true;
     }
     this.routes.pipeline(state.toCanary).enqueue(captured, now);
   }
@@ -474,7 +474,7 @@ export class SessionTrackClient {
       captured: true,
       decidedUnder: -1,
       toCanary: false,
-      laneUnder: -1,
+      laneDecided: false,
       userId: undefined,
       userGroups: undefined,
       labels: undefined,

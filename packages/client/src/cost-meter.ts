@@ -2,8 +2,16 @@ const SAMPLE_RING = 1024;
 const WINDOW_NS = 1_000_000_000n;
 /** One capture() call in this many is timed (see SessionTrackClient.captureWithState). */
 export const CAPTURE_SAMPLE_EVERY = 64;
-/** Reports above this are not believable (clock trouble); ingest refuses them too. */
-const MAX_OVERHEAD_PCT = 1000;
+/** A report never claims more than this (an SDK costing as much as the bot itself). */
+const MAX_OVERHEAD_PCT = 100;
+/**
+ * No report from a window in which the whole process used less CPU than this: an idle bot's
+ * tiny denominator (and one sampled capture scaled up by 64) would read as a huge overhead
+ * and could roll a healthy canary back.
+ */
+const MIN_WINDOW_CPU_NS = 50_000_000;
+/** Nor from a window with fewer timed captures than this (the scale-up is too coarse). */
+const MIN_WINDOW_SAMPLES = 4;
 
 /**
  * Measures what the SDK costs the bot: the duration of a sample of `capture()` calls
@@ -23,6 +31,7 @@ export class CostMeter {
   private sorted: Float64Array | undefined;
   private sortedAt = -1;
   private windowCaptureNs = 0;
+  private windowSamples = 0;
   private windowCpu = process.cpuUsage();
   private pendingReport: number | undefined;
 
@@ -30,6 +39,7 @@ export class CostMeter {
   recordCapture(ns: bigint): void {
     this.captureSamplesNs[this.sampleCount++ % SAMPLE_RING] = Number(ns);
     this.windowCaptureNs += Number(ns) * CAPTURE_SAMPLE_EVERY;
+    this.windowSamples++;
   }
 
   /** Records background work that ran from `startNs` until now; true when a window just closed. */
@@ -61,9 +71,12 @@ export class CostMeter {
     const cpu = process.cpuUsage(this.windowCpu);
     this.windowCpu = process.cpuUsage();
     const sdkNs = backgroundNs + this.windowCaptureNs;
+    const samples = this.windowSamples;
     this.windowCaptureNs = 0;
-    const botNs = (cpu.user + cpu.system) * 1000 - sdkNs;
-    if (sdkNs <= 0) return;
+    this.windowSamples = 0;
+    const processNs = (cpu.user + cpu.system) * 1000;
+    if (processNs < MIN_WINDOW_CPU_NS || samples < MIN_WINDOW_SAMPLES || sdkNs <= 0) return;
+    const botNs = processNs - sdkNs;
     const pct = botNs > 0 ? (sdkNs / botNs) * 100 : MAX_OVERHEAD_PCT;
     this.pendingReport = Math.min(MAX_OVERHEAD_PCT, pct);
   }

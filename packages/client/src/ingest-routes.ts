@@ -19,16 +19,18 @@ export interface LaneFactory {
  * Where a session's events go: the stable ingest or, while the operator runs a version
  * canary of ingest, the canary for the sticky cohort `inCanaryCohort(sessionId, weight)`.
  * The route comes with the capture config (`CaptureConfig.canary`). The canary lane is a
- * second pipeline with its own stream and spool; when the route is withdrawn (rollback or
- * promotion) the lane is pointed back at the stable ingest and delivers what it still
- * holds there, so a canary scaled to zero strands nothing. Ingest collapses the repeats a
- * move can cause on `event_id`.
+ * second pipeline with its own stream and spool. A session's lane is decided once, at its
+ * first event (the client keeps it): sessions already running when a route appears stay on
+ * stable, and sessions on the lane stay on it when the route is withdrawn (rollback or
+ * promotion) — the lane is then pointed at the stable ingest and delivers there, after what
+ * it still holds, so each session's events keep their order and nothing the canary could
+ * not acknowledge is stranded. Ingest collapses the repeats a move can cause on `event_id`.
+ * (What the canary did acknowledge is its WAL's to ship; the operator drains it.)
  */
 export class IngestRoutes {
   private lane: DeliveryPipeline | undefined;
   private laneChannel: grpc.Client | undefined;
   private route: CanaryRoute | undefined;
-  private generationValue = 0;
 
   constructor(
     readonly stable: DeliveryPipeline,
@@ -43,11 +45,6 @@ export class IngestRoutes {
         new Error(`canary spool left by an earlier process not replayed: ${String(err)}`, { cause: err }),
       );
     }
-  }
-
-  /** Changes whenever the route does: a session decides its lane again under a new generation. */
-  get generation(): number {
-    return this.generationValue;
   }
 
   /** Every pipeline (stable first), for flush, stats and close. */
@@ -77,7 +74,6 @@ export class IngestRoutes {
       return;
     }
     this.route = wanted;
-    this.generationValue++;
     try {
       if (wanted === undefined) {
         this.pointLane(this.stableChannel, this.stable.target);

@@ -9,9 +9,12 @@ export interface SessionState {
   captured: boolean;
   /** Config generation the decision was made under; -1 = not decided yet. */
   decidedUnder: number;
-  /** Whether the session's events go to an ingest canary, decided under route generation `laneUnder`. */
+  /**
+   * Whether the session's events go to the ingest canary lane; decided once, at the
+   * session's first captured event, so all of its events travel one lane, in order.
+   */
   toCanary: boolean;
-  laneUnder: number;
+  laneDecided: boolean;
   userId: string | undefined;
   userGroups: string[] | undefined;
   labels: Record<string, string> | undefined;
