@@ -80,6 +80,8 @@ export interface ControllerOptions {
 const SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
 /** How long a reconcile waits for the watch to deliver its own writes before going on anyway. */
 const CACHE_WAIT_MS = 2_000;
+/** A canary's replicas: its weight's share of the stable count, at least one. */
+const canaryReplicas = (stable: number, weight: number) => Math.max(1, Math.ceil((stable * weight) / 100));
 const objectKey = (kind: string, namespace: string | undefined, name: string | undefined) =>
   `${kind}/${namespace ?? ""}/${name ?? ""}`;
 const storeKey = (object: KubeObject) => `${object.metadata.namespace ?? ""}/${object.metadata.name ?? ""}`;
@@ -425,13 +427,29 @@ export class SessionStoreController {
     const scaleDown = await this.ingestScaleDown.plan({
       namespace,
       name,
+      track: "stable",
       desired: spec.ingest.replicas,
       previous: previous.ingestDrain,
       timeoutMs: spec.ingest.drainTimeoutSeconds * 1000,
       now,
       events: state.events,
     });
-    if (scaleDown.drain !== undefined) {
+    // An ended ingest canary (rollback, abort, promotion) drains the same way: its route is
+    // already gone from the capture config, and its pods go only once their WAL is shipped.
+    const canaryIngest = await this.ingestScaleDown.plan({
+      namespace,
+      name,
+      track: "canary",
+      desired:
+        state.canary !== undefined && canaryComponents.includes("ingest")
+          ? canaryReplicas(spec.ingest.replicas, state.canary.weight ?? 0)
+          : 0,
+      previous: previous.canaryIngestDrain,
+      timeoutMs: spec.ingest.drainTimeoutSeconds * 1000,
+      now,
+      events: state.events,
+    });
+    if (scaleDown.drain !== undefined || canaryIngest.drain !== undefined) {
       requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, this.options.analysisIntervalMs);
     }
     const ingestSet = renderIngest(ctx, "stable", stableImages.ingest, scaleDown.replicas);
@@ -444,19 +462,22 @@ export class SessionStoreController {
       ingestSet,
       renderServiceDeployment(ctx, "index", "stable", stableImages.index, spec.index.replicas),
       renderServiceDeployment(ctx, "archive", "stable", stableImages.archive, spec.archive.replicas),
-      ...this.canaryWorkloads(ctx, state, canaryComponents, targetImages),
+      ...this.canaryWorkloads(ctx, state, canaryComponents, targetImages, canaryIngest.replicas),
       ...tenantsFile,
     ];
     const applied = await Promise.all(desired.map((object) => this.ensureApplied(object)));
     // The next reconcile must see the lowered replicas, or it would start that drain again.
-    const appliedSet = applied[desired.indexOf(ingestSet)];
-    if (scaleDown.scalesDown && appliedSet?.metadata.resourceVersion !== undefined) {
-      await this.informer("StatefulSet").waitForVersion(
-        namespace,
-        names.ingest,
-        appliedSet.metadata.resourceVersion,
-        CACHE_WAIT_MS,
+    for (const [plan, setName] of [
+      [scaleDown, names.ingest],
+      [canaryIngest, names.canary("ingest")],
+    ] as const) {
+      const index = desired.findIndex(
+        (object) => object.kind === "StatefulSet" && object.metadata.name === setName,
       );
+      const version = index < 0 ? undefined : applied[index]?.metadata.resourceVersion;
+      if (plan.scalesDown && version !== undefined) {
+        await this.informer("StatefulSet").waitForVersion(namespace, setName, version, CACHE_WAIT_MS);
+      }
     }
 
     const components = this.componentStatus(namespace, names, spec);
@@ -472,6 +493,7 @@ export class SessionStoreController {
       ...(state.canary === undefined ? {} : { canary: state.canary }),
       ...(stage.rollout === undefined ? {} : { captureRollout: stage.rollout }),
       ...(scaleDown.drain === undefined ? {} : { ingestDrain: scaleDown.drain }),
+      ...(canaryIngest.drain === undefined ? {} : { canaryIngestDrain: canaryIngest.drain }),
       ...(windowOpen && windowFailures > 0
         ? { promotionCheck: { revision: checkedRevision, failures: windowFailures } }
         : {}),
@@ -483,7 +505,7 @@ export class SessionStoreController {
     const written = await this.status.write(
       store,
       next,
-      this.conditions(state, components, spec, tenantsProblem, scaleDown),
+      this.conditions(state, components, spec, tenantsProblem, [scaleDown, canaryIngest]),
       state.events,
       now,
     );
@@ -500,12 +522,16 @@ export class SessionStoreController {
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
-  /** Canary workloads: sized by the weight while a canary runs, scaled to zero (kept) otherwise. */
+  /**
+   * Canary workloads: sized by the weight while a canary runs, scaled to zero (kept) otherwise;
+   * the ingest canary to `ingestReplicas`, which holds it until its leaving pods are drained.
+   */
   private canaryWorkloads(
     ctx: RenderContext,
     state: RolloutState,
     active: readonly Component[],
     targetImages: Record<Component, string>,
+    ingestReplicas: number,
   ): KubeObject[] {
     const names = objectNames(ctx.name);
     const objects: KubeObject[] = [];
@@ -518,9 +544,12 @@ export class SessionStoreController {
         existing?.["spec"] as { template?: { spec?: { containers?: { image?: string }[] } } } | undefined
       )?.template?.spec?.containers?.[0]?.image;
       const image = running ? targetImages[component] : (liveImage ?? targetImages[component]);
-      const replicas = running
-        ? Math.max(1, Math.ceil((ctx.spec[component].replicas * (state.canary?.weight ?? 0)) / 100))
-        : 0;
+      const replicas =
+        component === "ingest"
+          ? ingestReplicas
+          : running
+            ? canaryReplicas(ctx.spec[component].replicas, state.canary?.weight ?? 0)
+            : 0;
       objects.push(
         component === "ingest"
           ? renderIngest(ctx, "canary", image, replicas)
@@ -536,8 +565,14 @@ export class SessionStoreController {
     components: Record<string, ComponentStatus>,
     spec: SessionStoreSpec,
     tenantsProblem: string | undefined,
-    scaleDown: ScaleDownPlan,
+    drains: readonly ScaleDownPlan[],
   ): DesiredCondition[] {
+    const joined = (messages: (string | undefined)[]) => {
+      const present = messages.filter((message): message is string => message !== undefined);
+      return present.length === 0 ? undefined : present.join("; ");
+    };
+    const drainProgress = joined(drains.map((plan) => plan.progressing));
+    const drainTimeout = joined(drains.map((plan) => plan.timedOut));
     const { canary, target, stable } = state;
     const notReady = Object.entries(components)
       .filter(([, status]) => status.ready !== true)
@@ -567,8 +602,8 @@ export class SessionStoreController {
             reason: "CanaryInProgress",
             message: `canary ${canary.revision ?? ""} at ${canary.weight ?? 0}% (step ${(canary.step ?? 0) + 1} of ${spec.rollout.canary.steps.length})`,
           }
-        : scaleDown.progressing !== undefined
-          ? { type: "Progressing", status: "True", reason: "DrainingIngest", message: scaleDown.progressing }
+        : drainProgress !== undefined
+          ? { type: "Progressing", status: "True", reason: "DrainingIngest", message: drainProgress }
           : updating.length > 0
             ? {
                 type: "Progressing",
@@ -587,8 +622,8 @@ export class SessionStoreController {
         ? { type: "Degraded", status: "True", reason: "TenantsSecretInvalid", message: tenantsProblem }
         : state.analysisProblem !== undefined
           ? { type: "Degraded", status: "True", reason: "AnalysisFailing", message: state.analysisProblem }
-          : scaleDown.timedOut !== undefined
-            ? { type: "Degraded", status: "True", reason: "DrainTimeout", message: scaleDown.timedOut }
+          : drainTimeout !== undefined
+            ? { type: "Degraded", status: "True", reason: "DrainTimeout", message: drainTimeout }
             : { type: "Degraded", status: "False", reason: "Healthy", message: "no failing analysis" };
     const rolledBack: DesiredCondition = isBad(target)
       ? {

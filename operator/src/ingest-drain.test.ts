@@ -84,14 +84,37 @@ async function setUp(
   };
 }
 
-async function replicas(namespace: string): Promise<number | undefined> {
-  const set = await shared.current.admin.get({
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    namespace,
-    name: "st-ingest",
-  });
+async function replicas(namespace: string, name = "st-ingest"): Promise<number | undefined> {
+  const set = await shared.current.admin.get({ apiVersion: "apps/v1", kind: "StatefulSet", namespace, name });
   return (set?.["spec"] as { replicas?: number } | undefined)?.replicas;
+}
+
+/**
+ * Reports the leaving pod behind `endpoint` drained, then expects `set` at `target` replicas,
+ * the drain gone from status and Progressing, and an IngestScaledDown Event matching `scaled`.
+ */
+async function expectDrained(
+  namespace: string,
+  endpoint: FakeMetricsEndpoint,
+  set: "st-ingest" | "st-ingest-canary",
+  target: number,
+  scaled: RegExp,
+) {
+  const { admin } = shared.current;
+  endpoint.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 0 }));
+  await waitFor(`${set} at ${target} replicas`, async () => (await replicas(namespace, set)) === target);
+  const field = set === "st-ingest" ? "ingestDrain" : "canaryIngestDrain";
+  const store = await waitFor("the drain leaves status", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return current.status?.[field] === undefined ? current : undefined;
+  });
+  assert.notEqual(condition(store, "Progressing")?.reason, "DrainingIngest");
+  const events = await eventsFor(admin, namespace, "st");
+  assert.ok(
+    events.some((event) => event.reason === "IngestScaledDown" && scaled.test(event.message)),
+    JSON.stringify(events),
+  );
+  return events;
 }
 
 async function drainAnnotation(namespace: string, pod: string): Promise<string | undefined> {
@@ -158,21 +181,12 @@ test("scale-down 3→2 drains st-ingest-2 first: replicas stay 3 while it has ba
   });
   assert.equal(await replicas(namespace), 3);
 
-  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 0 }));
-  await waitFor("scaled down to 2", async () => (await replicas(namespace)) === 2);
-  store = await waitFor("the drain leaves status", async () => {
-    const current = await getStore(admin, namespace, "st");
-    return current.status?.ingestDrain === undefined ? current : undefined;
-  });
-  assert.notEqual(condition(store, "Progressing")?.reason, "DrainingIngest");
-  const events = await eventsFor(admin, namespace, "st");
-  assert.ok(
-    events.some(
-      (event) =>
-        event.reason === "IngestScaledDown" &&
-        /from 3 to 2; .*st-ingest-2 \(drained: WAL shipped/.test(event.message),
-    ),
-    JSON.stringify(events),
+  await expectDrained(
+    namespace,
+    leaving,
+    "st-ingest",
+    2,
+    /from 3 to 2; .*st-ingest-2 \(drained: WAL shipped/,
   );
 });
 
@@ -268,5 +282,64 @@ test("a leaving replica that never ran (no pod, no WAL volume) does not hold the
         event.reason === "IngestScaledDown" && /from 4 to 3; .*st-ingest-3 \(never ran/.test(event.message),
     ),
     JSON.stringify(events),
+  );
+});
+
+test("a rolled-back ingest canary with backlog stays at its replicas, across an operator restart, until its pod has drained, then goes to 0", async (t) => {
+  const { admin } = shared.current;
+  const { namespace, restartOperator } = await setUp(t, "canarydrain");
+  const canaryReplicas = () => replicas(namespace, "st-ingest-canary");
+  await admin.mergePatch(storeRef(namespace, "st"), {
+    spec: { ingest: { image: "registry.example/sessiontrack:9.9.9" } },
+  });
+  await waitFor("the ingest canary at 1 replica", async () => (await canaryReplicas()) === 1);
+  // The canary acknowledged events it has not shipped yet, and a bot still streams to it.
+  const canary = await startMetricsEndpoint(
+    ingestPodMetrics({ draining: 0, streams: 1, archive: 4, index: 0 }),
+  );
+  t.after(() => canary.close());
+  await createFakePod(admin, namespace, "st", "ingest", "canary", canary.url, "st-ingest-canary-0");
+  await admin.mergePatch(storeRef(namespace, "st"), {
+    metadata: { annotations: { "sessiontrack.io/abort-rollout": "true" } },
+  });
+
+  let store = await waitFor("the canary ended and its pod drains", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return condition(current, "RolledBack")?.reason === "Aborted" &&
+      current.status?.canaryIngestDrain !== undefined
+      ? current
+      : undefined;
+  });
+  assert.equal(store.status?.canary, undefined, "the canary route is withdrawn first");
+  assert.deepEqual(store.status?.canaryIngestDrain?.pods, ["st-ingest-canary-0"]);
+  assert.equal(store.status?.canaryIngestDrain?.replicas, 0);
+  const startedAt = store.status?.canaryIngestDrain?.startedAt;
+  assert.equal(await drainAnnotation(namespace, "st-ingest-canary-0"), "true");
+  assert.equal(await drainAnnotation(namespace, "st-ingest-0"), undefined, "stable pods are left alone");
+  store = await afterScrapes(namespace, canary);
+  assert.equal(await canaryReplicas(), 1, "held while the canary has unshipped WAL");
+  assert.equal(condition(store, "Progressing")?.reason, "DrainingIngest");
+  assert.match(
+    condition(store, "Progressing")?.message ?? "",
+    /holding the ingest canary at 1 replicas \(target: 0\).*st-ingest-canary-0: has not closed its intake yet, 1 open stream, archive 4 records/,
+  );
+
+  // Intake closed and the stream ended, but the WAL is not shipped yet: a restart keeps holding.
+  canary.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 4, index: 0 }));
+  await restartOperator();
+  store = await afterScrapes(namespace, canary);
+  assert.equal(store.status?.canaryIngestDrain?.startedAt, startedAt, "the drain's start survives a restart");
+  assert.equal(await canaryReplicas(), 1);
+
+  const events = await expectDrained(
+    namespace,
+    canary,
+    "st-ingest-canary",
+    0,
+    /the ingest canary scaled from 1 to 0; .*st-ingest-canary-0 \(drained: WAL shipped/,
+  );
+  assert.ok(
+    !events.some((event) => event.reason === "DrainCancelled"),
+    "a finished drain is not reported cancelled",
   );
 });

@@ -18,10 +18,10 @@ interface PodDrainState {
   summary: string;
 }
 
-/** The replica count to apply for the stable ingest StatefulSet, and what to report. */
+/** The replica count to apply for an ingest StatefulSet (stable or canary), and what to report. */
 export interface ScaleDownPlan {
   replicas: number;
-  /** Persisted in status.ingestDrain while a scale-down waits. */
+  /** Persisted in status (ingestDrain, canaryIngestDrain) while a scale-down waits. */
   drain: IngestDrainStatus | undefined;
   /** Progressing=True (DrainingIngest) message while waiting. */
   progressing: string | undefined;
@@ -35,7 +35,9 @@ export interface ScaleDownPlan {
 export interface ScaleDownInput {
   namespace: string;
   name: string;
-  /** spec.ingest.replicas */
+  /** The stable StatefulSet (NAME-ingest) or the canary's (NAME-ingest-canary). */
+  track: "stable" | "canary";
+  /** The replicas wanted: spec.ingest.replicas (stable); the canary's share, 0 once it ended (canary). */
   desired: number;
   previous: IngestDrainStatus | undefined;
   timeoutMs: number;
@@ -67,8 +69,12 @@ export class IngestScaleDown {
   ) {}
 
   async plan(input: ScaleDownInput): Promise<ScaleDownPlan> {
-    const { namespace, name, desired, previous, now, events } = input;
-    const setName = objectNames(name).ingest;
+    const { namespace, name, track, desired, previous, now, events } = input;
+    const names = objectNames(name);
+    const setName = track === "stable" ? names.ingest : names.canary("ingest");
+    const what = track === "stable" ? "ingest" : "the ingest canary";
+    const why =
+      track === "stable" ? `spec.ingest.replicas is ${desired}` : `the canary runs ${desired} replicas again`;
     const live = this.statefulSets.get(namespace, setName);
     const current = (live?.["spec"] as { replicas?: number } | undefined)?.replicas;
     const steady: ScaleDownPlan = {
@@ -85,7 +91,7 @@ export class IngestScaleDown {
         events.push({
           type: "Normal",
           reason: "DrainCancelled",
-          message: `ingest scale-down to ${previous.replicas ?? desired} cancelled: spec.ingest.replicas is ${desired}${released.length === 0 ? "" : `; ${released.join(", ")} take sessions again`}`,
+          message: `scale-down of ${what} to ${previous.replicas ?? desired} cancelled: ${why}${released.length === 0 ? "" : `; ${released.join(", ")} take sessions again`}`,
         });
       }
       return steady;
@@ -97,7 +103,7 @@ export class IngestScaleDown {
       events.push({
         type: "Normal",
         reason: "DrainStarted",
-        message: `draining ${leaving.join(", ")} before scaling ingest from ${current} to ${desired}: their intake is closed until every acknowledged WAL record is shipped`,
+        message: `draining ${leaving.join(", ")} before scaling ${what} from ${current} to ${desired}: their intake is closed until every acknowledged WAL record is shipped`,
       });
     }
     const states = await Promise.all(leaving.map((pod) => this.inspect(namespace, pod)));
@@ -110,7 +116,7 @@ export class IngestScaleDown {
       events.push({
         type: "Normal",
         reason: "IngestScaledDown",
-        message: `ingest scaled from ${current} to ${replicas}; leaving with nothing unshipped: ${gone.join(", ")}`,
+        message: `${what} scaled from ${current} to ${replicas}; leaving with nothing unshipped: ${gone.join(", ")}`,
       });
     }
     if (pending.length === 0) return { ...steady, scalesDown: true };
@@ -121,16 +127,16 @@ export class IngestScaleDown {
     return {
       replicas,
       drain: { replicas: desired, pods: pending.map((state) => state.pod), startedAt },
-      progressing: `holding ingest at ${replicas} replicas (spec: ${desired}) until the leaving replicas have shipped their WAL: ${holding}`,
+      progressing: `holding ${what} at ${replicas} replicas (${track === "stable" ? "spec" : "target"}: ${desired}) until the leaving replicas have shipped their WAL: ${holding}`,
       timedOut:
         waitedMs > input.timeoutMs
-          ? `ingest scale-down to ${desired} has waited since ${startedAt}, longer than spec.ingest.drainTimeoutSeconds (${Math.round(input.timeoutMs / 1000)} s); it keeps waiting, nothing acknowledged is dropped: ${holding}`
+          ? `scale-down of ${what} to ${desired} has waited since ${startedAt}, longer than spec.ingest.drainTimeoutSeconds (${Math.round(input.timeoutMs / 1000)} s); it keeps waiting, nothing acknowledged is dropped: ${holding}`
           : undefined,
       scalesDown: replicas < current,
     };
   }
 
-  /** Sets (or removes) the drain annotation on the stable ingest pods whose ordinal `selects`; returns the pods changed. */
+  /** Sets (or removes) the drain annotation on the pods of `setName` whose ordinal `selects`; returns the pods changed. */
   private async setDraining(
     namespace: string,
     setName: string,

@@ -201,6 +201,8 @@ export interface SessionStoreStatus {
   };
   promotionCheck?: { revision?: string; failures?: number };
   ingestDrain?: IngestDrainStatus;
+  /** The same for an ended ingest canary scaling to zero. */
+  canaryIngestDrain?: IngestDrainStatus;
   currentRevision?: string;
   stableRevision?: string;
   lastRollback?: { revision?: string; restoredRevision?: string; reason?: string; time?: string };

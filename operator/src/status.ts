@@ -103,6 +103,7 @@ export class StatusWriter {
         "captureRollout",
         "promotionCheck",
         "ingestDrain",
+        "canaryIngestDrain",
         "lastRollback",
       ] as const)
         if (status[field] === undefined) patch[field] = null;
