@@ -27,6 +27,7 @@ function ingestPodMetrics(state: {
   streams: number;
   archive: number;
   index: number;
+  batchesInFlight?: number;
 }): string {
   const sink = (name: string, records: number) => [
     `sessiontrack_shipper_lag_records{sink="${name}"} ${records}`,
@@ -37,6 +38,8 @@ function ingestPodMetrics(state: {
     `sessiontrack_ingest_draining ${state.draining}`,
     "# TYPE sessiontrack_ingest_open_streams gauge",
     `sessiontrack_ingest_open_streams ${state.streams}`,
+    "# TYPE sessiontrack_ingest_batches_in_flight gauge",
+    `sessiontrack_ingest_batches_in_flight ${state.batchesInFlight ?? 0}`,
     "# TYPE sessiontrack_shipper_lag_records gauge",
     ...sink("archive", state.archive),
     ...sink("index", state.index),
@@ -148,11 +151,13 @@ test("scale-down 3→2 drains st-ingest-2 first: replicas stay 3 while it has ba
   assert.equal(await replicas(namespace), 3);
   assert.match(condition(store, "Progressing")?.message ?? "", /st-ingest-2: has not closed its intake yet/);
 
-  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 5 }));
+  // An Append accepted before the drain still waits on fsync: held for it as well.
+  leaving.set(ingestPodMetrics({ draining: 1, streams: 0, archive: 0, index: 5, batchesInFlight: 1 }));
   store = await waitFor("Progressing DrainingIngest naming the backlog", async () => {
     const current = await getStore(admin, namespace, "st");
     const progressing = condition(current, "Progressing");
-    return progressing?.reason === "DrainingIngest" && /index 5 records/.test(progressing.message)
+    return progressing?.reason === "DrainingIngest" &&
+      /1 batch not acked yet, index 5 records/.test(progressing.message)
       ? current
       : undefined;
   });

@@ -159,7 +159,7 @@ export class IngestScaleDown {
     return changed;
   }
 
-  /** Reads a leaving pod's /metrics: drained once it refuses intake, has no open stream and no lag. */
+  /** Reads a leaving pod's /metrics: drained once it refuses intake, has no open stream or unacked batch, and no lag. */
   private async inspect(namespace: string, podName: string): Promise<PodDrainState> {
     const pod: KubeObject | undefined = this.pods.get(namespace, podName);
     const waiting = (summary: string): PodDrainState => ({ pod: podName, drained: false, summary });
@@ -185,6 +185,9 @@ export class IngestScaleDown {
     if (value("sessiontrack_ingest_draining") !== 1) problems.push("has not closed its intake yet");
     const streams = value("sessiontrack_ingest_open_streams") ?? 0;
     if (streams > 0) problems.push(`${streams} open stream${streams === 1 ? "" : "s"}`);
+    // Batches accepted before the drain and still waiting on fsync (an ingest without the gauge: none).
+    const batches = value("sessiontrack_ingest_batches_in_flight") ?? 0;
+    if (batches > 0) problems.push(`${batches} batch${batches === 1 ? "" : "es"} not acked yet`);
     const lag = samples.filter((sample) => sample.name === "sessiontrack_shipper_lag_records");
     if (lag.length === 0) problems.push("exports no shipper lag");
     for (const sample of lag) {

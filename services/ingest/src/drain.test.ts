@@ -5,7 +5,7 @@ import { test } from "node:test";
 
 import * as grpc from "@grpc/grpc-js";
 
-import { StreamResponse } from "@sessiontrack/proto";
+import { IngestServiceClient, StreamResponse, type WatchConfigResponse } from "@sessiontrack/proto";
 
 import { drainRequested } from "./drain-signal.js";
 import { appendRaw, auth, encodeBatch, encodeEvent, openStream, validEvent } from "./test-harness.js";
@@ -108,4 +108,86 @@ test("a drain request closes intake and readiness, ships the backlog, and its wi
   assert.equal(accepted.error, null);
   assert.equal(metric(await metrics(), "sessiontrack_ingest_draining"), 0);
   await waitUntil("the new event ships", () => stack.index.eventIds.size === 4);
+});
+
+test("a drain reports draining only after an Append accepted before it is acked, then ends watches and sends GOAWAY", async (t) => {
+  const stack = await setUpShippingStack(t);
+  const drainFile = join(stack.dir, "annotations");
+  writeFileSync(drainFile, ANNOTATIONS);
+  const { server, client } = await startShippingIngest(t, stack, { "drain-file": drainFile });
+  const key = auth(`Bearer ${stack.ingestKey}`);
+  const metrics = async () => (await fetch(`http://${server.metricsAddress}/metrics`)).text();
+
+  // Hold the WAL's appends (as a slow fsync would) so a batch is in flight when the drain comes.
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const append = server.wal.append.bind(server.wal);
+  server.wal.append = async (records) => {
+    await gate;
+    return append(records);
+  };
+
+  // An SDK-like client: one channel carrying a long-lived WatchConfig and a unary Append.
+  const sdk = new IngestServiceClient(server.address, grpc.credentials.createInsecure());
+  t.after(() => sdk.close());
+  const watch = sdk.watchConfig({ botId: "bot-1", clientVersion: "test" }, key);
+  const configs: WatchConfigResponse[] = [];
+  watch.on("data", (response: WatchConfigResponse) => configs.push(response));
+  watch.on("error", () => undefined);
+  const watchEnded = new Promise<grpc.StatusObject>((resolve) => watch.on("status", resolve));
+  await waitUntil("the first config", () => configs.length === 1);
+  const channel = sdk.getChannel();
+  assert.equal(channel.getConnectivityState(false), grpc.connectivityState.READY);
+  const closed = new Promise<void>((resolve) => {
+    const next = (state: grpc.connectivityState) =>
+      channel.watchConnectivityState(state, Infinity, () => {
+        const now = channel.getConnectivityState(false);
+        if (now === grpc.connectivityState.READY) next(now);
+        else resolve();
+      });
+    next(grpc.connectivityState.READY);
+  });
+
+  const inFlight = appendRaw(client, encodeBatch([encodeEvent(validEvent({ seq: 1 }))]), key);
+  let text = await metrics();
+  for (let i = 0; i < 200 && metric(text, "sessiontrack_ingest_batches_in_flight") !== 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    text = await metrics();
+  }
+  assert.equal(metric(text, "sessiontrack_ingest_batches_in_flight"), 1, "the batch waits in the WAL");
+
+  writeFileSync(drainFile, DRAINING);
+  await waitUntil("the drain is seen", () => server.drainSignal.draining, 5_000);
+  const refused = await appendRaw(client, encodeBatch([encodeEvent(validEvent({ seq: 2 }))]), key);
+  assert.equal(refused.error?.code, grpc.status.UNAVAILABLE, "intake is closed");
+  const held = await metrics();
+  assert.equal(
+    metric(held, "sessiontrack_ingest_draining"),
+    0,
+    "not drained while a batch waits for its ack",
+  );
+  assert.equal(metric(held, "sessiontrack_ingest_batches_in_flight"), 1);
+  assert.equal(configs.length, 1);
+
+  release();
+  const { error } = await inFlight;
+  assert.equal(error, null, "the batch accepted before the drain is acked");
+  assert.equal(server.wal.lastDurableLsn(), 1);
+  let drained = await metrics();
+  for (let i = 0; i < 200 && metric(drained, "sessiontrack_ingest_draining") !== 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    drained = await metrics();
+  }
+  assert.equal(metric(drained, "sessiontrack_ingest_draining"), 1);
+  assert.equal(metric(drained, "sessiontrack_ingest_batches_in_flight"), 0);
+
+  const status = await watchEnded;
+  assert.equal(status.code, grpc.status.UNAVAILABLE, "the watch ends so the SDK watches again");
+  assert.match(status.details, /draining before a scale-down/);
+  await closed;
+  assert.notEqual(
+    channel.getConnectivityState(false),
+    grpc.connectivityState.READY,
+    "the connection got GOAWAY",
+  );
 });

@@ -66,7 +66,10 @@ export class ReplicaDrainingError extends StorageUnavailableError {}
 /** An open call that a drain can end. */
 interface OpenCall {
   rpc: "Stream" | "WatchConfig";
+  /** Ends the call gracefully (a stream after its in-flight acks). */
   drain(): Promise<void>;
+  /** Ends the call with UNAVAILABLE, so the client calls again (and re-resolves). */
+  release(reason: string): void;
 }
 
 /**
@@ -81,6 +84,8 @@ export class IngestService {
   /** Streams opened so far; numbers each one's capture overhead reports. */
   private streams = 0;
   private readonly openCalls = new Set<OpenCall>();
+  /** Batches accepted and not answered yet (Stream and Append): a drain waits for their acks. */
+  private readonly batchesInFlight = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: IngestServiceDeps) {}
 
@@ -101,19 +106,39 @@ export class IngestService {
   async drain(): Promise<void> {
     this.draining = true;
     await Promise.all([...this.openCalls].map((call) => call.drain()));
+    await this.settled();
   }
 
   /**
    * Closes intake while the replica drains before a scale-down: new Stream and Append calls
-   * are refused with UNAVAILABLE, and open streams end once their in-flight batches are
-   * acked (the SDK reconnects through the Service, which no longer routes here). WatchConfig
-   * calls stay open; the shipper goes on until the WAL is shipped.
+   * are refused with UNAVAILABLE, open streams end once their in-flight batches are acked,
+   * and Append batches already accepted are acked. Resolves when nothing is in flight any
+   * more. WatchConfig calls stay open until {@link releaseWatchers}; the shipper goes on
+   * until the WAL is shipped.
    */
   async closeIntake(): Promise<void> {
     this.intakeClosed = true;
     await Promise.all(
       [...this.openCalls].filter((call) => call.rpc === "Stream").map((call) => call.drain()),
     );
+    await this.settled();
+  }
+
+  /**
+   * Ends every WatchConfig call with UNAVAILABLE: the SDK watches again, and once the
+   * connection is closed too (GOAWAY) it re-resolves the Service, which lists ready pods only.
+   */
+  releaseWatchers(reason: string): number {
+    const watchers = [...this.openCalls].filter((call) => call.rpc === "WatchConfig");
+    for (const call of watchers) call.release(reason);
+    return watchers.length;
+  }
+
+  /** Resolves once every batch accepted so far is answered (acked or refused). */
+  private async settled(): Promise<void> {
+    while (this.batchesInFlight.size > 0) {
+      await Promise.allSettled([...this.batchesInFlight]);
+    }
   }
 
   /** Accepts streams and batches again (the drain was withdrawn). */
@@ -133,13 +158,26 @@ export class IngestService {
     return undefined;
   }
 
-  /** Validates a batch and stores it; resolves once it is durable. */
-  async acceptBatch(
+  /** Validates a batch and stores it; resolves once it is durable. Counted in flight until then. */
+  acceptBatch(principal: Principal, batch: RawBatch): Promise<{ accepted: number; duplicates: number }> {
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.reject(refused);
+    const pending = this.storeBatch(principal, batch);
+    const { batchesInFlight } = this.deps.metrics;
+    this.batchesInFlight.add(pending);
+    batchesInFlight.inc();
+    const settle = (): void => {
+      this.batchesInFlight.delete(pending);
+      batchesInFlight.dec();
+    };
+    pending.then(settle, settle);
+    return pending;
+  }
+
+  private async storeBatch(
     principal: Principal,
     batch: RawBatch,
   ): Promise<{ accepted: number; duplicates: number }> {
-    const refused = this.refusal();
-    if (refused !== undefined) throw refused;
     const { limits, wal } = this.deps;
     const count = batch.events.length;
     if (count === 0) throw new InvalidEventError("batch is empty: send at least one event");
@@ -283,6 +321,11 @@ export class IngestService {
           finish();
         }
       },
+      release: (reason: string): void => {
+        if (closed) return;
+        call.emit("error", { code: grpc.status.UNAVAILABLE, details: reason, metadata: new grpc.Metadata() });
+        finish();
+      },
     };
     this.openCalls.add(handle);
 
@@ -372,6 +415,11 @@ export class IngestService {
           finish();
         }
         return Promise.resolve();
+      },
+      release: (reason: string): void => {
+        if (closed) return;
+        call.emit("error", { code: grpc.status.UNAVAILABLE, details: reason, metadata: new grpc.Metadata() });
+        finish();
       },
     };
     this.openCalls.add(handle);

@@ -36,9 +36,14 @@ export class IngestMetrics {
     help: "Open Stream calls.",
     registers: [this.registry],
   });
+  readonly batchesInFlight = new Gauge({
+    name: "sessiontrack_ingest_batches_in_flight",
+    help: "Batches (Stream and Append) accepted and not acknowledged yet: appending to the WAL or waiting on fsync.",
+    registers: [this.registry],
+  });
   readonly draining = new Gauge({
     name: "sessiontrack_ingest_draining",
-    help: "1 while this replica drains before a scale-down (refuses new streams and batches, ships its WAL).",
+    help: "1 while this replica drains before a scale-down, once its intake is closed and every batch accepted before was answered (refuses new streams and batches, ships its WAL).",
     registers: [this.registry],
   });
   readonly drainRefusals = new Counter({

@@ -102,20 +102,37 @@ export async function startIngestServer(config: IngestConfig, logger: Logger): P
     redactorFor,
   });
   const drainSignal = new DrainSignal(config.drainFile, logger.child({ component: "drain" }));
+  let draining = false;
+  let endpoints: Awaited<ReturnType<typeof startServiceEndpoints>> | undefined;
   // Draining before a scale-down: not ready (the Service stops routing here), intake closed,
-  // the shipper goes on until the WAL is shipped. Withdrawn: all of it reverts.
+  // the shipper goes on until the WAL is shipped. The gauge the operator trusts turns 1 only
+  // once no batch accepted before is still waiting for its ack; then the clients' watches
+  // end and their connections get GOAWAY, so they re-resolve to ready pods. Withdrawn: all
+  // of it reverts (clients come back through the Service).
+  let drainRequest = 0;
   const followDrain = (requested: boolean): void => {
-    metrics.draining.set(requested ? 1 : 0);
+    const request = (drainRequest += 1);
     if (!requested) {
+      metrics.draining.set(0);
       service.openIntake();
       return;
     }
-    service.closeIntake().catch((error: unknown) => logger.error({ err: error }, "closing intake failed"));
+    service
+      .closeIntake()
+      .then(() => {
+        if (request !== drainRequest || draining) return;
+        metrics.draining.set(1);
+        const watchers = service.releaseWatchers(
+          "this ingest replica is draining before a scale-down; watch again to reach another replica",
+        );
+        const grpcServer = endpoints?.grpc;
+        if (grpcServer !== undefined) grpcServer.server.drain(grpcServer.address, config.shutdownGraceMs);
+        logger.info({ watchers }, "intake closed and acked: watches ended, connections sent GOAWAY");
+      })
+      .catch((error: unknown) => logger.error({ err: error }, "closing intake failed"));
   };
   followDrain(drainSignal.draining);
   drainSignal.subscribe(followDrain);
-  let draining = false;
-  let endpoints;
   try {
     endpoints = await startServiceEndpoints({
       listen: config.listen,
