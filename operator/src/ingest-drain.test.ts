@@ -348,3 +348,27 @@ test("a rolled-back ingest canary with backlog stays at its replicas, across an 
     "a finished drain is not reported cancelled",
   );
 });
+
+test("a drain left in status after its last scale-down (the status write failed) is cleared without a false DrainCancelled", async (t) => {
+  const { admin } = shared.current;
+  const { namespace } = await setUp(t, "leftover", { replicas: 2, pods: [0, 1] });
+  // What a failed status write after the final 3→2 step leaves: the StatefulSet at the target, the drain still recorded.
+  await admin.mergePatch(
+    storeRef(namespace, "st"),
+    {
+      status: {
+        ingestDrain: { replicas: 2, pods: ["st-ingest-2"], startedAt: new Date().toISOString() },
+      },
+    },
+    { subresource: "status" },
+  );
+  await waitFor("the leftover drain cleared", async () => {
+    const current = await getStore(admin, namespace, "st");
+    return current.status?.ingestDrain === undefined;
+  });
+  assert.equal(await replicas(namespace), 2);
+  // Events are recorded after the status write: give them time to land.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const events = await eventsFor(admin, namespace, "st");
+  assert.ok(!events.some((event) => event.reason === "DrainCancelled"), JSON.stringify(events));
+});

@@ -87,7 +87,9 @@ export class IngestScaleDown {
     // Pods that keep running must not stay draining (a scale-up, or a smaller scale-down).
     const released = await this.setDraining(namespace, setName, (ordinal) => ordinal < desired, false);
     if (current === undefined || desired >= current) {
-      if (previous !== undefined) {
+      // Reached its target (a status write after the last step may have failed): done, not cancelled.
+      const abandoned = current === undefined || desired > (previous?.replicas ?? desired);
+      if (previous !== undefined && abandoned) {
         events.push({
           type: "Normal",
           reason: "DrainCancelled",
