@@ -142,7 +142,7 @@ export function renderIngest(
           `--archive-url=${names.archive}:${PORTS.archive.grpc}`,
           "--service-key-file=/etc/sessiontrack/service-key/key",
         ],
-        // Not a flag: `sessiontrack ingest serve` takes it from the environment.
+        // `--drain-file` in its environment form; kept so an operator upgrade does not restart every ingest pod.
         env: [{ name: "SESSIONTRACK_DRAIN_FILE", value: `${PODINFO_MOUNT}/annotations` }],
         ports: [
           { name: "grpc", containerPort: PORTS.ingest.grpc },
