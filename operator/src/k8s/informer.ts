@@ -236,6 +236,7 @@ export class Informer {
       1,
       Math.floor((this.options.silenceMs / 1000) * (0.8 + Math.random() * 0.1)),
     );
+    let ended = false;
     const stop = await this.client.watch(
       apiVersion,
       kind,
@@ -260,6 +261,7 @@ export class Informer {
         }
       },
       (error) => {
+        ended = true;
         if (generation !== this.generation || !this.running) return;
         if (isStatus(error, 410)) {
           this.logger.info({ kind }, "informer: resourceVersion gone (410); relisting from scratch");
@@ -279,6 +281,10 @@ export class Informer {
       { timeoutSeconds, ...(labelSelector === undefined ? {} : { labelSelector }) },
     );
     if (generation !== this.generation) stop();
-    else this.stopWatch = stop;
+    else {
+      this.stopWatch = stop;
+      // Established (the API server answered 200): a quiet healthy watch must not keep a long backoff.
+      if (!ended) this.failures = 0;
+    }
   }
 }
