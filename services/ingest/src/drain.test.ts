@@ -126,68 +126,72 @@ test("a drain reports draining only after an Append accepted before it is acked,
     await gate;
     return append(records);
   };
+  // Released in finally too: a failed assertion must not leave close() waiting on the held batch.
+  try {
+    // An SDK-like client: one channel carrying a long-lived WatchConfig and a unary Append.
+    const sdk = new IngestServiceClient(server.address, grpc.credentials.createInsecure());
+    t.after(() => sdk.close());
+    const watch = sdk.watchConfig({ botId: "bot-1", clientVersion: "test" }, key);
+    const configs: WatchConfigResponse[] = [];
+    watch.on("data", (response: WatchConfigResponse) => configs.push(response));
+    watch.on("error", () => undefined);
+    const watchEnded = new Promise<grpc.StatusObject>((resolve) => watch.on("status", resolve));
+    await waitUntil("the first config", () => configs.length === 1);
+    const channel = sdk.getChannel();
+    assert.equal(channel.getConnectivityState(false), grpc.connectivityState.READY);
+    const closed = new Promise<void>((resolve) => {
+      const next = (state: grpc.connectivityState) =>
+        channel.watchConnectivityState(state, Infinity, () => {
+          const now = channel.getConnectivityState(false);
+          if (now === grpc.connectivityState.READY) next(now);
+          else resolve();
+        });
+      next(grpc.connectivityState.READY);
+    });
 
-  // An SDK-like client: one channel carrying a long-lived WatchConfig and a unary Append.
-  const sdk = new IngestServiceClient(server.address, grpc.credentials.createInsecure());
-  t.after(() => sdk.close());
-  const watch = sdk.watchConfig({ botId: "bot-1", clientVersion: "test" }, key);
-  const configs: WatchConfigResponse[] = [];
-  watch.on("data", (response: WatchConfigResponse) => configs.push(response));
-  watch.on("error", () => undefined);
-  const watchEnded = new Promise<grpc.StatusObject>((resolve) => watch.on("status", resolve));
-  await waitUntil("the first config", () => configs.length === 1);
-  const channel = sdk.getChannel();
-  assert.equal(channel.getConnectivityState(false), grpc.connectivityState.READY);
-  const closed = new Promise<void>((resolve) => {
-    const next = (state: grpc.connectivityState) =>
-      channel.watchConnectivityState(state, Infinity, () => {
-        const now = channel.getConnectivityState(false);
-        if (now === grpc.connectivityState.READY) next(now);
-        else resolve();
-      });
-    next(grpc.connectivityState.READY);
-  });
+    const inFlight = appendRaw(client, encodeBatch([encodeEvent(validEvent({ seq: 1 }))]), key);
+    let text = await metrics();
+    for (let i = 0; i < 200 && metric(text, "sessiontrack_ingest_batches_in_flight") !== 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      text = await metrics();
+    }
+    assert.equal(metric(text, "sessiontrack_ingest_batches_in_flight"), 1, "the batch waits in the WAL");
 
-  const inFlight = appendRaw(client, encodeBatch([encodeEvent(validEvent({ seq: 1 }))]), key);
-  let text = await metrics();
-  for (let i = 0; i < 200 && metric(text, "sessiontrack_ingest_batches_in_flight") !== 1; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    text = await metrics();
+    writeFileSync(drainFile, DRAINING);
+    await waitUntil("the drain is seen", () => server.drainSignal.draining, 5_000);
+    const refused = await appendRaw(client, encodeBatch([encodeEvent(validEvent({ seq: 2 }))]), key);
+    assert.equal(refused.error?.code, grpc.status.UNAVAILABLE, "intake is closed");
+    const held = await metrics();
+    assert.equal(
+      metric(held, "sessiontrack_ingest_draining"),
+      0,
+      "not drained while a batch waits for its ack",
+    );
+    assert.equal(metric(held, "sessiontrack_ingest_batches_in_flight"), 1);
+    assert.equal(configs.length, 1);
+
+    release();
+    const { error } = await inFlight;
+    assert.equal(error, null, "the batch accepted before the drain is acked");
+    assert.equal(server.wal.lastDurableLsn(), 1);
+    let drained = await metrics();
+    for (let i = 0; i < 200 && metric(drained, "sessiontrack_ingest_draining") !== 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      drained = await metrics();
+    }
+    assert.equal(metric(drained, "sessiontrack_ingest_draining"), 1);
+    assert.equal(metric(drained, "sessiontrack_ingest_batches_in_flight"), 0);
+
+    const status = await watchEnded;
+    assert.equal(status.code, grpc.status.UNAVAILABLE, "the watch ends so the SDK watches again");
+    assert.match(status.details, /draining before a scale-down/);
+    await closed;
+    assert.notEqual(
+      channel.getConnectivityState(false),
+      grpc.connectivityState.READY,
+      "the connection got GOAWAY",
+    );
+  } finally {
+    release();
   }
-  assert.equal(metric(text, "sessiontrack_ingest_batches_in_flight"), 1, "the batch waits in the WAL");
-
-  writeFileSync(drainFile, DRAINING);
-  await waitUntil("the drain is seen", () => server.drainSignal.draining, 5_000);
-  const refused = await appendRaw(client, encodeBatch([encodeEvent(validEvent({ seq: 2 }))]), key);
-  assert.equal(refused.error?.code, grpc.status.UNAVAILABLE, "intake is closed");
-  const held = await metrics();
-  assert.equal(
-    metric(held, "sessiontrack_ingest_draining"),
-    0,
-    "not drained while a batch waits for its ack",
-  );
-  assert.equal(metric(held, "sessiontrack_ingest_batches_in_flight"), 1);
-  assert.equal(configs.length, 1);
-
-  release();
-  const { error } = await inFlight;
-  assert.equal(error, null, "the batch accepted before the drain is acked");
-  assert.equal(server.wal.lastDurableLsn(), 1);
-  let drained = await metrics();
-  for (let i = 0; i < 200 && metric(drained, "sessiontrack_ingest_draining") !== 1; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    drained = await metrics();
-  }
-  assert.equal(metric(drained, "sessiontrack_ingest_draining"), 1);
-  assert.equal(metric(drained, "sessiontrack_ingest_batches_in_flight"), 0);
-
-  const status = await watchEnded;
-  assert.equal(status.code, grpc.status.UNAVAILABLE, "the watch ends so the SDK watches again");
-  assert.match(status.details, /draining before a scale-down/);
-  await closed;
-  assert.notEqual(
-    channel.getConnectivityState(false),
-    grpc.connectivityState.READY,
-    "the connection got GOAWAY",
-  );
 });
