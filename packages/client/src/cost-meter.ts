@@ -68,13 +68,14 @@ export class CostMeter {
   }
 
   private closeOverheadWindow(backgroundNs: number): void {
-    const cpu = process.cpuUsage(this.windowCpu);
-    this.windowCpu = process.cpuUsage();
+    const usage = process.cpuUsage();
+    const processUs = usage.user + usage.system - (this.windowCpu.user + this.windowCpu.system);
+    this.windowCpu = usage;
     const sdkNs = backgroundNs + this.windowCaptureNs;
     const samples = this.windowSamples;
     this.windowCaptureNs = 0;
     this.windowSamples = 0;
-    const processNs = (cpu.user + cpu.system) * 1000;
+    const processNs = processUs * 1000;
     if (processNs < MIN_WINDOW_CPU_NS || samples < MIN_WINDOW_SAMPLES || sdkNs <= 0) return;
     const botNs = processNs - sdkNs;
     const pct = botNs > 0 ? (sdkNs / botNs) * 100 : MAX_OVERHEAD_PCT;

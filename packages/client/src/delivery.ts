@@ -93,7 +93,11 @@ export class DeliveryPipeline {
   private call: grpc.ClientDuplexStream<EncodedBatch, StreamResponse> | undefined;
   private retryAtMs = 0;
   private consecutiveFailures = 0;
-  /** True until the current stream acks something: only one small probe batch goes out. */
+  /**
+   * True at start and from any failure until a stream acks something: meanwhile only one
+   * small probe batch goes out. (A healthy stream that ingest closed while idle reopens
+   * without probing.)
+   */
   private probing = true;
   private downReported = false;
   private deferFactor = 1;
