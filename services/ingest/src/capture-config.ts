@@ -117,6 +117,13 @@ export function parseCaptureConfig(text: string, path: string): CaptureConfig {
   return parseCaptureFile(text, path).config;
 }
 
+/** One line per zod issue, `field.path: message`, the path starting at `under` (a field of the file). */
+function issueLines(error: z.ZodError, under: string[] = []): string[] {
+  return error.issues.map(
+    (issue) => `${[...under, ...issue.path.map(String)].join(".") || "(file)"}: ${issue.message}`,
+  );
+}
+
 /** Parses a capture-config file including its per-tenant rules. */
 export function parseCaptureFile(text: string, path: string): CaptureFile {
   let document: unknown;
@@ -127,10 +134,7 @@ export function parseCaptureFile(text: string, path: string): CaptureFile {
   }
   const parsed = fileSchema.safeParse(document);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${issue.path.map(String).join(".") || "(file)"}: ${issue.message}`,
-    );
-    throw new ConfigError(`capture config ${path} is invalid:\n  ${problems.join("\n  ")}`);
+    throw new ConfigError(`capture config ${path} is invalid:\n  ${issueLines(parsed.error).join("\n  ")}`);
   }
   const revision = createHash("sha256").update(text).digest("hex").slice(0, 12);
   const { optOut, tenantCohorts, canary, ...rest } = parsed.data;
@@ -145,11 +149,7 @@ export function parseCaptureFile(text: string, path: string): CaptureFile {
       const { component, revision: routeRevision, weight, address } = checked.data;
       route = { component, revision: routeRevision, weightPercent: weight, address };
     } else {
-      const problems = checked.error.issues.map(
-        (issue) =>
-          `canary${issue.path.length > 0 ? "." : ""}${issue.path.map(String).join(".")}: ${issue.message}`,
-      );
-      routeProblem = `capture config ${path}: canary route left out (every session stays on stable):\n  ${problems.join("\n  ")}`;
+      routeProblem = `capture config ${path}: canary route left out (every session stays on stable):\n  ${issueLines(checked.error, ["canary"]).join("\n  ")}`;
     }
   }
   return {
