@@ -142,6 +142,8 @@ export class SessionTrackClient {
         "grpc.max_send_message_length": -1,
         // The SDK resends from its own spool; grpc-js's retry layer would only buffer a copy of every batch.
         "grpc.enable_retries": 0,
+        // Channelz (a server-side admin view) timestamps every call and message; a bot has no use for it.
+        "grpc.enable_channelz": 0,
       });
     this.grpcClient = channel(target);
     const metadata = (): grpc.Metadata => {

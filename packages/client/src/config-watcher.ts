@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { IngestServiceService } from "@sessiontrack/proto";
 import type { CaptureConfig, WatchConfigRequest, WatchConfigResponse } from "@sessiontrack/proto";
+import { ChannelReadiness } from "./channel-readiness.js";
 import { WATCH_CONFIG_PATH } from "./wire.js";
 
 const BACKOFF_BASE_MS = 100;
@@ -16,6 +17,8 @@ export class CaptureConfigWatcher {
   private failures = 0;
   private stopped = false;
   private outageReported = false;
+  /** While ingest is unreachable, the watch reopens when grpc-js's reconnect changes the channel's state. */
+  private readonly readiness = new ChannelReadiness(() => this.start());
 
   constructor(
     private readonly grpcClient: grpc.Client,
@@ -25,9 +28,10 @@ export class CaptureConfigWatcher {
     private readonly onError: (err: Error) => void,
   ) {}
 
-  /** Opens the watch. */
+  /** Opens the watch; while the channel is in TRANSIENT_FAILURE, once it leaves it (see ChannelReadiness). */
   start(): void {
     if (this.stopped || this.call !== undefined) return;
+    if (!this.readiness.callable(this.grpcClient)) return;
     const call = this.grpcClient.makeServerStreamRequest(
       WATCH_CONFIG_PATH,
       IngestServiceService.watchConfig.requestSerialize,

@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { InvalidEventError, StorageUnavailableError } from "@sessiontrack/errors";
 import type { StreamResponse } from "@sessiontrack/proto";
+import { ChannelReadiness } from "./channel-readiness.js";
 import type { CostMeter } from "./cost-meter.js";
 import type { DiskSpool, SpoolSegment } from "./spool.js";
 import type { DropReason } from "./types.js";
@@ -107,6 +108,8 @@ export class DeliveryPipeline {
   private timerAtMs = 0;
   private immediate: NodeJS.Immediate | undefined;
   private stopped = false;
+  /** While ingest is unreachable, a pump runs when grpc-js's reconnect changes the channel's state. */
+  private readonly readiness = new ChannelReadiness(() => this.kick());
 
   constructor(
     private grpcClient: grpc.Client,
@@ -313,10 +316,12 @@ export class DeliveryPipeline {
   }
 
   private moveEvents(now: number, sendQueued: boolean, fullOnly: boolean): void {
-    const canSend = now >= this.retryAtMs;
+    let canSend = now >= this.retryAtMs;
     const spoolBacklog = this.spoolHasUnsent();
     if (canSend && this.call === undefined && ((sendQueued && this.queue.length > 0) || spoolBacklog)) {
-      this.openStream();
+      // A channel in TRANSIENT_FAILURE would fail the call at once: spool and wait for it instead.
+      if (this.readiness.callable(this.grpcClient)) this.openStream();
+      else canSend = false;
     }
     if (!canSend || spoolBacklog) {
       this.spillQueue();

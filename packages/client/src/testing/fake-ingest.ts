@@ -63,6 +63,11 @@ export class FakeIngest {
   }
 
   /** The key clients must present. */
+  /** WatchConfig calls open right now. */
+  get openWatchCount(): number {
+    return this.openWatches.size;
+  }
+
   get key(): string {
     return this.apiKey;
   }
