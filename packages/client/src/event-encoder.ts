@@ -324,12 +324,20 @@ export class EventEncoder {
   private varint(value: number): void {
     this.ensure(10);
     const buf = this.buf;
+    let pos = this.pos;
     let v = value;
-    while (v >= 0x80) {
-      buf[this.pos++] = (v % 0x80) | 0x80;
+    // Above 2^31 - 1 bit operations would truncate: divide until the rest fits 31 bits.
+    while (v > 0x7fffffff) {
+      buf[pos++] = (v % 0x80) | 0x80;
       v = Math.floor(v / 0x80);
     }
-    buf[this.pos++] = v;
+    // Every event has some (its timestamp's seconds and nanos): shifts are cheaper than division.
+    while (v > 0x7f) {
+      buf[pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    buf[pos] = v;
+    this.pos = pos + 1;
   }
 
   /** int32/int64 varint: negatives are sign-extended to ten bytes, as protobuf requires. */
