@@ -10,8 +10,14 @@ import * as grpc from "@grpc/grpc-js";
 export class ChannelReadiness {
   private watched: grpc.ChannelInterface | undefined;
 
-  /** `onChange` runs (once per wait) when a channel found unusable changes state. */
-  constructor(private readonly onChange: () => void) {}
+  /**
+   * `onChange` runs (once per wait) when a channel found unusable changes state; what it
+   * throws goes to `onError`, never into grpc-js or the bot.
+   */
+  constructor(
+    private readonly onChange: () => void,
+    private readonly onError: (err: Error) => void,
+  ) {}
 
   /**
    * True when a call may be opened on `client` now. False while its channel is in
@@ -34,7 +40,14 @@ export class ChannelReadiness {
       try {
         channel.watchConnectivityState(state, Infinity, () => {
           if (this.watched === channel) this.watched = undefined;
-          this.onChange();
+          // grpc-js calls watchers in the middle of its state update: act once it has finished.
+          queueMicrotask(() => {
+            try {
+              this.onChange();
+            } catch (err) {
+              this.onError(err instanceof Error ? err : new Error(String(err)));
+            }
+          });
         });
       } catch {
         // Shut down between the two calls.

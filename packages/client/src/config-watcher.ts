@@ -18,7 +18,10 @@ export class CaptureConfigWatcher {
   private stopped = false;
   private outageReported = false;
   /** While ingest is unreachable, the watch reopens when grpc-js's reconnect changes the channel's state. */
-  private readonly readiness = new ChannelReadiness(() => this.start());
+  private readonly readiness = new ChannelReadiness(
+    () => this.start(),
+    (err) => this.onError(err),
+  );
 
   constructor(
     private readonly grpcClient: grpc.Client,

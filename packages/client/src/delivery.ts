@@ -109,7 +109,10 @@ export class DeliveryPipeline {
   private immediate: NodeJS.Immediate | undefined;
   private stopped = false;
   /** While ingest is unreachable, a pump runs when grpc-js's reconnect changes the channel's state. */
-  private readonly readiness = new ChannelReadiness(() => this.kick());
+  private readonly readiness = new ChannelReadiness(
+    () => this.kick(),
+    (err) => this.reporter.error(err),
+  );
 
   constructor(
     private grpcClient: grpc.Client,
