@@ -31,6 +31,8 @@ export interface CpuWindow {
   requests: number;
   cpuMs: number;
   cpuUsPerRequest: number;
+  /** The main thread's share of {@link cpuUsPerRequest}; NaN where it cannot be read. */
+  mainThreadCpuUsPerRequest: number;
   /** Events the SDK accepted in the window (0 with capture off). */
   events: number;
 }
@@ -39,10 +41,15 @@ export interface CpuWindow {
 export function cpuWindow(before: BotStats, after: BotStats): CpuWindow {
   const requests = after.requests - before.requests;
   const cpuUs = after.cpuUserUs + after.cpuSystemUs - (before.cpuUserUs + before.cpuSystemUs);
+  const mainUs =
+    before.mainThreadCpuUs === null || after.mainThreadCpuUs === null
+      ? Number.NaN
+      : after.mainThreadCpuUs - before.mainThreadCpuUs;
   return {
     requests,
     cpuMs: cpuUs / 1000,
     cpuUsPerRequest: requests > 0 ? cpuUs / requests : Number.NaN,
+    mainThreadCpuUsPerRequest: requests > 0 ? mainUs / requests : Number.NaN,
     events: (after.sdk?.captured ?? 0) - (before.sdk?.captured ?? 0),
   };
 }

@@ -4,11 +4,11 @@ import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { test } from "node:test";
 
 import { accuracyOf } from "./accuracy.js";
-import { parseChatRequest } from "./bot/chat-bot.js";
+import { parseChatRequest, threadCpuUs, type BotStats } from "./bot/chat-bot.js";
 import { modelLatencyMs, seededRandom, tokenize } from "./bot/model.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { budgetViolations } from "./load-test.js";
-import { overheadOf, type CpuWindow } from "./measure.js";
+import { cpuWindow, overheadOf, type CpuWindow } from "./measure.js";
 import { lineChart, niceTicks } from "./svg.js";
 
 test("parseChatRequest names the bad field", () => {
@@ -89,6 +89,7 @@ test("the budget check flags CPU and p95 over 5%, failed requests and missing ev
     requests: 100,
     cpuMs: usPerRequest / 10,
     cpuUsPerRequest: usPerRequest,
+    mainThreadCpuUsPerRequest: usPerRequest * 0.9,
     events: 300,
   });
   const summary = (onP95: number) => ({
@@ -124,6 +125,31 @@ test("the budget check flags CPU and p95 over 5%, failed requests and missing ev
   assert.match(violations.join("\n"), /6\.00% to p95/);
   assert.match(violations.join("\n"), /30\.00% to CPU per request/);
   assert.match(violations.join("\n"), /2 requests failed/);
+});
+
+test("a bot's CPU window splits into the main thread and the rest, where Linux tells", () => {
+  const busy = threadCpuUs();
+  assert.ok(busy !== null && busy > 0, `this thread's CPU from /proc/thread-self: ${String(busy)}`);
+  assert.equal(threadCpuUs("/proc/no-such-file"), null);
+  const stats = (requests: number, cpuUs: number, mainUs: number | null): BotStats => ({
+    variant: "on",
+    requests,
+    errors: 0,
+    inFlight: 0,
+    cpuUserUs: cpuUs * 0.8,
+    cpuSystemUs: cpuUs * 0.2,
+    mainThreadCpuUs: mainUs,
+    uptimeMs: 0,
+    captureAttempted: 0,
+    acksReceived: 0,
+    sdk: null,
+  });
+  const window = cpuWindow(stats(100, 50_000, 40_000), stats(300, 250_000, 220_000));
+  assert.equal(window.cpuUsPerRequest, 1000);
+  assert.equal(window.mainThreadCpuUsPerRequest, 900);
+  const unknown = cpuWindow(stats(100, 50_000, null), stats(300, 250_000, null));
+  assert.equal(unknown.cpuUsPerRequest, 1000);
+  assert.ok(Number.isNaN(unknown.mainThreadCpuUsPerRequest), "no main-thread figure off Linux");
 });
 
 test("charts are well-formed SVG with round ticks", () => {

@@ -20,6 +20,7 @@ function overheadJson(result: OverheadResult): Record<string, unknown> {
     p99_ms: round(v.p99),
     failed_rate: round(v.failedRate, 6),
     cpu_us_per_request: round(v.cpuUsPerRequest, 1),
+    main_thread_cpu_us_per_request: round(v.mainThreadCpuUsPerRequest, 1),
     cpu_window_requests: v.requests,
   });
   return {
@@ -92,12 +93,29 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
 const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
 const verdict = (pct: number): string => (pct <= BUDGET_PCT ? "ok" : "**over budget**");
 
+/** "main / other" CPU per request of one variant. */
+function split(v: OverheadResult["on"]): string {
+  return `${fmt(v.mainThreadCpuUsPerRequest, 0)} / ${fmt(v.cpuUsPerRequest - v.mainThreadCpuUsPerRequest, 0)}`;
+}
+
+/** Where capture's extra CPU per request landed: on the main thread, on the others. */
+function splitDelta(r: OverheadResult): string {
+  const main = r.on.mainThreadCpuUsPerRequest - r.off.mainThreadCpuUsPerRequest;
+  const other =
+    r.on.cpuUsPerRequest -
+    r.on.mainThreadCpuUsPerRequest -
+    (r.off.cpuUsPerRequest - r.off.mainThreadCpuUsPerRequest);
+  const signed = (value: number): string => (value >= 0 ? `+${fmt(value, 0)}` : fmt(value, 0));
+  return `${signed(main)} / ${signed(other)} µs`;
+}
+
 function overheadRows(label: string, r: OverheadResult): string[] {
   return [
     `| ${label} | p50 latency (ms) | ${fmt(r.off.p50)} | ${fmt(r.on.p50)} | ${fmt(r.p50Pct, 2)}% | |`,
     `| ${label} | p95 latency (ms) | ${fmt(r.off.p95)} | ${fmt(r.on.p95)} | ${fmt(r.p95Pct, 2)}% | ${verdict(r.p95Pct)} |`,
     `| ${label} | p99 latency (ms) | ${fmt(r.off.p99)} | ${fmt(r.on.p99)} | ${fmt(r.p99Pct, 2)}% | |`,
     `| ${label} | CPU per request (µs) | ${fmt(r.off.cpuUsPerRequest, 0)} | ${fmt(r.on.cpuUsPerRequest, 0)} | ${fmt(r.cpuPct, 2)}% | ${verdict(r.cpuPct)} |`,
+    `| ${label} | of which main thread / other threads (µs) | ${split(r.off)} | ${split(r.on)} | ${splitDelta(r)} | |`,
     `| ${label} | capture CPU per event (µs), events per request | | ${fmt(r.captureCpuUsPerEvent)} µs × ${fmt(r.eventsPerRequest, 2)} | | |`,
     `| ${label} | requests / failed | ${r.off.count} / ${Math.round(r.off.failedRate * r.off.count)} | ${r.on.count} / ${Math.round(r.on.failedRate * r.on.count)} | | ${r.errors === 0 ? "ok" : "**errors**"} |`,
   ];

@@ -2,6 +2,7 @@
 // request, assemble a prompt from the history it keeps, call a model, answer), capturing
 // every turn with @sessiontrack/client when capture is on.
 import type { SessionCapture, SessionTrackClient } from "@sessiontrack/client";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 
 import {
@@ -49,12 +50,28 @@ export interface BotStats {
   /** process.cpuUsage() of the bot process, µs. */
   cpuUserUs: number;
   cpuSystemUs: number;
+  /**
+   * CPU of the main thread alone (the event loop: the bot's handlers and the SDK's JS), µs;
+   * the rest of process.cpuUsage() is V8's and libuv's worker threads (GC, compilation, fs).
+   * Null where /proc/thread-self is not available (not Linux).
+   */
+  mainThreadCpuUs: number | null;
   uptimeMs: number;
   /** Capture calls the bot made (events it tried to record). */
   captureAttempted: number;
   /** Acknowledgements ingest sent the SDK, repeats included (distinct ids: GET /acked-ids). */
   acksReceived: number;
   sdk: ReturnType<SessionTrackClient["stats"]> | null;
+}
+
+/** CPU time of the calling thread from /proc/thread-self/schedstat (ns → µs), or null off Linux. */
+export function threadCpuUs(path = "/proc/thread-self/schedstat"): number | null {
+  try {
+    const ns = Number(readFileSync(path, "utf8").split(" ")[0]);
+    return Number.isFinite(ns) ? ns / 1000 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Parses and checks a chat request body; returns an error message naming the bad field. */
@@ -144,6 +161,8 @@ export class ChatBot {
       inFlight: this.inFlight,
       cpuUserUs: cpu.user,
       cpuSystemUs: cpu.system,
+      // stats() runs on the main thread (an HTTP handler), so thread-self is the event loop.
+      mainThreadCpuUs: threadCpuUs(),
       uptimeMs: Date.now() - this.startedAt,
       captureAttempted: this.captureAttempted,
       acksReceived: this.records?.acked.count ?? 0,
