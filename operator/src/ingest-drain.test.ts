@@ -280,13 +280,12 @@ test("a leaving replica that never ran (no pod, no WAL volume) does not hold the
   });
   assert.deepEqual(store.status?.ingestDrain?.pods, ["st-ingest-2"]);
   assert.equal(await replicas(namespace), 3, "not past st-ingest-2, whose WAL nobody has confirmed shipped");
-  const events = await eventsFor(admin, namespace, "st");
-  assert.ok(
-    events.some(
+  // Events are recorded after the scale-down they report, so the status can be seen first.
+  await waitFor("the IngestScaledDown event naming st-ingest-3 as never run", async () =>
+    (await eventsFor(admin, namespace, "st")).some(
       (event) =>
         event.reason === "IngestScaledDown" && /from 4 to 3; .*st-ingest-3 \(never ran/.test(event.message),
     ),
-    JSON.stringify(events),
   );
 });
 
