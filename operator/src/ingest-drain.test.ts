@@ -16,6 +16,7 @@ import {
   storeRef,
   useTestCluster,
   waitFor,
+  waitForEvent,
   type FakeMetricsEndpoint,
 } from "./test-support.js";
 
@@ -168,7 +169,7 @@ test("scale-down 3→2 drains st-ingest-2 first: replicas stay 3 while it has ba
   const startedAt = store.status?.ingestDrain?.startedAt;
   assert.ok(startedAt !== undefined);
   assert.equal(await replicas(namespace), 3, "held while the leaving replica has unshipped WAL");
-  assert.ok((await eventsFor(admin, namespace, "st")).some((event) => event.reason === "DrainStarted"));
+  await waitForEvent(admin, namespace, "st", "DrainStarted");
 
   // A restart mid-drain goes on with the same drain (same start, still held).
   await restartOperator();
@@ -223,7 +224,7 @@ test("scaling back up before the drain finished cancels it and removes the annot
   });
   assert.equal(store.status?.observedGeneration, store.metadata.generation);
   assert.equal(await replicas(namespace), 3);
-  assert.ok((await eventsFor(admin, namespace, "st")).some((event) => event.reason === "DrainCancelled"));
+  await waitForEvent(admin, namespace, "st", "DrainCancelled");
 });
 
 test("a drain past drainTimeoutSeconds is Degraded (DrainTimeout) and still never scales down with data left", async (t) => {

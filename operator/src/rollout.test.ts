@@ -17,6 +17,7 @@ import {
   startTestOperator,
   storeRef,
   waitFor,
+  waitForEvent,
   type FakeMetricsEndpoint,
   type TestCluster,
 } from "./test-support.js";
@@ -361,7 +362,7 @@ test("the pause annotation holds a healthy canary; the abort patch stops the rol
   assert.equal(done.status?.stableRevision, oldRevision);
   assert.equal((await deploymentImage(admin, namespace, "st-index-canary"))?.replicas, 0);
   assert.equal((await deploymentImage(admin, namespace, "st-index"))?.image, OLD);
-  assert.ok((await eventsFor(admin, namespace, "st")).some((event) => event.reason === "RolloutAborted"));
+  await waitForEvent(admin, namespace, "st", "RolloutAborted");
 });
 
 test("an operator restarted mid-rollout resumes the same canary and finishes it", async (t) => {
@@ -435,9 +436,7 @@ test("capture stages advance automatically only while their analysis passes; opt
   assert.match(full, /stage: full/);
   assert.match(full, /sampleRate: 1\n/);
   assert.match(full, /userIds:\n\s+- user-4711/, "opt-out stays published in every stage");
-  assert.ok(
-    (await eventsFor(admin, namespace, "st")).some((event) => event.reason === "CaptureStageAdvanced"),
-  );
+  await waitForEvent(admin, namespace, "st", "CaptureStageAdvanced");
 });
 
 test("an operator restarted in the middle of a capture stage judges it against the stored baseline and keeps counting failures", async (t) => {

@@ -312,6 +312,21 @@ export async function eventsFor(
 }
 
 /**
+ * Waits until `name` has an Event with `reason`: the operator records a reconcile's Events
+ * after its status write, so a test that saw the status may look before they exist.
+ */
+export async function waitForEvent(
+  admin: KubeClient,
+  namespace: string,
+  name: string,
+  reason: string,
+): Promise<void> {
+  await waitFor(`an Event ${reason} for ${name}`, async () =>
+    (await eventsFor(admin, namespace, name)).some((event) => event.reason === reason),
+  );
+}
+
+/**
  * A TCP proxy in front of the API server that can freeze every connection open at the
  * time of the stall (bytes stop flowing, nothing is closed): a watch that goes silent.
  */
