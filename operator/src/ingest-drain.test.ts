@@ -9,6 +9,7 @@ import {
   createNamespace,
   createStore,
   eventsFor,
+  eventsUntil,
   getStore,
   markWorkloadsReady,
   startMetricsEndpoint,
@@ -113,12 +114,13 @@ async function expectDrained(
     return current.status?.[field] === undefined ? current : undefined;
   });
   assert.notEqual(condition(store, "Progressing")?.reason, "DrainingIngest");
-  const events = await eventsFor(admin, namespace, "st");
-  assert.ok(
-    events.some((event) => event.reason === "IngestScaledDown" && scaled.test(event.message)),
-    JSON.stringify(events),
+  return eventsUntil(
+    admin,
+    namespace,
+    "st",
+    `an IngestScaledDown event matching ${String(scaled)}`,
+    (events) => events.some((event) => event.reason === "IngestScaledDown" && scaled.test(event.message)),
   );
-  return events;
 }
 
 async function drainAnnotation(namespace: string, pod: string): Promise<string | undefined> {
@@ -244,10 +246,8 @@ test("a drain past drainTimeoutSeconds is Degraded (DrainTimeout) and still neve
   assert.equal(degraded.status?.phase, "Degraded");
   await afterScrapes(namespace, leaving);
   assert.equal(await replicas(namespace), 3, "past the timeout, still no scale-down");
-  const events = await eventsFor(admin, namespace, "st");
-  assert.ok(
+  await eventsUntil(admin, namespace, "st", "a DrainTimeout warning", (events) =>
     events.some((event) => event.type === "Warning" && /DrainTimeout/.test(event.message)),
-    JSON.stringify(events),
   );
 
   // Once shipped it goes on: scaled down, Degraded cleared.
@@ -282,11 +282,16 @@ test("a leaving replica that never ran (no pod, no WAL volume) does not hold the
   assert.deepEqual(store.status?.ingestDrain?.pods, ["st-ingest-2"]);
   assert.equal(await replicas(namespace), 3, "not past st-ingest-2, whose WAL nobody has confirmed shipped");
   // Events are recorded after the scale-down they report, so the status can be seen first.
-  await waitFor("the IngestScaledDown event naming st-ingest-3 as never run", async () =>
-    (await eventsFor(admin, namespace, "st")).some(
-      (event) =>
-        event.reason === "IngestScaledDown" && /from 4 to 3; .*st-ingest-3 \(never ran/.test(event.message),
-    ),
+  await eventsUntil(
+    admin,
+    namespace,
+    "st",
+    "an IngestScaledDown event naming st-ingest-3 as never run",
+    (events) =>
+      events.some(
+        (event) =>
+          event.reason === "IngestScaledDown" && /from 4 to 3; .*st-ingest-3 \(never ran/.test(event.message),
+      ),
   );
 });
 

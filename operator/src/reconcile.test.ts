@@ -15,7 +15,7 @@ import {
   createNamespace,
   createFakePod,
   createStore,
-  eventsFor,
+  eventsUntil,
   getStore,
   markWorkloadsReady,
   startMetricsEndpoint,
@@ -188,10 +188,8 @@ test("the minimal example creates every owned object with limits and owner refer
   assert.equal(ready.status?.phase, "Ready");
   assert.equal(ready.status?.components?.ingest?.readyReplicas, 2);
   const readyTransition = condition(ready, "Ready")?.lastTransitionTime;
-  const events = await eventsFor(admin, namespace, "sessiontrack");
-  assert.ok(
+  await eventsUntil(admin, namespace, "sessiontrack", "the Ready event", (events) =>
     events.some((event) => event.reason === "Ready" && event.message.includes("True")),
-    JSON.stringify(events),
   );
 
   // Settled: a forced reconcile (and a second one) makes no write at all, and no resourceVersion moves.
@@ -355,9 +353,12 @@ test("the operator works with exactly the RBAC the Helm chart grants", async (t)
       `${kind}/${name} created with the chart's permissions`,
     );
   }
-  assert.ok(
-    (await eventsFor(admin, namespace, "sessiontrack")).length > 0,
+  await eventsUntil(
+    admin,
+    namespace,
+    "sessiontrack",
     "events recorded with the chart's permissions",
+    (events) => events.length > 0,
   );
   // A drained scale-down 3→1: pod -1 is annotated (pods patch); pod -2 never ran (PVC get).
   const drained = await startMetricsEndpoint(

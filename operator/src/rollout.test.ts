@@ -8,6 +8,7 @@ import {
   createNamespace,
   createStore,
   eventsFor,
+  eventsUntil,
   getStore,
   indexMetrics,
   ingestMetrics,
@@ -133,9 +134,11 @@ test("a healthy canary advances step by step and is promoted to stable", async (
     0,
     "canary scaled to zero",
   );
-  const reasons = (await eventsFor(admin, namespace, "st")).map((event) => event.reason);
-  for (const reason of ["RolloutStarted", "CanaryStep", "Promoted"])
-    assert.ok(reasons.includes(reason), `${reason} in ${reasons.join(",")}`);
+  await eventsUntil(admin, namespace, "st", "RolloutStarted, CanaryStep and Promoted events", (events) =>
+    ["RolloutStarted", "CanaryStep", "Promoted"].every((reason) =>
+      events.some((event) => event.reason === reason),
+    ),
+  );
 });
 
 test("a breaching canary is rolled back by itself with the reason in status and an Event; the annotation restores a named revision", async (t) => {
@@ -181,13 +184,11 @@ test("a breaching canary is rolled back by itself with the reason in status and 
     "bad",
     "the revision is marked bad",
   );
-  const events = await eventsFor(admin, namespace, "st");
-  assert.ok(
+  await eventsUntil(admin, namespace, "st", "a RolledBack warning naming the error rate", (events) =>
     events.some(
       (event) =>
         event.reason === "RolledBack" && event.type === "Warning" && /error rate/.test(event.message),
     ),
-    JSON.stringify(events),
   );
 
   // SRE: `kubectl annotate sst/st sessiontrack.io/rollback-to=<bad revision>` restores it (an explicit choice).
@@ -487,9 +488,11 @@ test("an operator restarted in the middle of a capture stage judges it against t
     15_000,
   );
   assert.equal(ingest.requests() - scrapesAtRestart, 2, "two checks after the restart completed the three");
-  const rolledBack = (await eventsFor(admin, namespace, "st")).filter(
-    (event) => event.reason === "CaptureStageRolledBack",
-  );
+  const rolledBack = (
+    await eventsUntil(admin, namespace, "st", "the CaptureStageRolledBack event", (events) =>
+      events.some((event) => event.reason === "CaptureStageRolledBack"),
+    )
+  ).filter((event) => event.reason === "CaptureStageRolledBack");
   assert.equal(rolledBack.length, 1);
   assert.match(rolledBack[0]?.message ?? "", /capture stage opt-in failed analysis 3 times in a row/);
   assert.match(

@@ -312,17 +312,31 @@ export async function eventsFor(
 }
 
 /**
- * Waits until `name` has an Event with `reason`: the operator records a reconcile's Events
- * after its status write, so a test that saw the status may look before they exist.
+ * Waits until `name`'s Events pass `check` and returns them: the operator records a
+ * reconcile's Events after its status write, so a test that saw the status may look too early.
  */
+export async function eventsUntil(
+  admin: KubeClient,
+  namespace: string,
+  name: string,
+  what: string,
+  check: (events: { reason: string; message: string; type: string }[]) => boolean,
+): Promise<{ reason: string; message: string; type: string }[]> {
+  return waitFor(what, async () => {
+    const events = await eventsFor(admin, namespace, name);
+    return check(events) ? events : undefined;
+  });
+}
+
+/** Waits until `name` has an Event with `reason` (see {@link eventsUntil}). */
 export async function waitForEvent(
   admin: KubeClient,
   namespace: string,
   name: string,
   reason: string,
 ): Promise<void> {
-  await waitFor(`an Event ${reason} for ${name}`, async () =>
-    (await eventsFor(admin, namespace, name)).some((event) => event.reason === reason),
+  await eventsUntil(admin, namespace, name, `an Event ${reason} for ${name}`, (events) =>
+    events.some((event) => event.reason === reason),
   );
 }
 
