@@ -62,12 +62,12 @@ export class FakeIngest {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** The key clients must present. */
   /** WatchConfig calls open right now. */
   get openWatchCount(): number {
     return this.openWatches.size;
   }
 
+  /** The key clients must present. */
   get key(): string {
     return this.apiKey;
   }
