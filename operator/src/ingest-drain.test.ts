@@ -281,7 +281,6 @@ test("a leaving replica that never ran (no pod, no WAL volume) does not hold the
   });
   assert.deepEqual(store.status?.ingestDrain?.pods, ["st-ingest-2"]);
   assert.equal(await replicas(namespace), 3, "not past st-ingest-2, whose WAL nobody has confirmed shipped");
-  // Events are recorded after the scale-down they report, so the status can be seen first.
   await eventsUntil(
     admin,
     namespace,

@@ -295,12 +295,19 @@ export async function createFakePod(
   });
 }
 
+/** One Kubernetes Event about an object, as the tests read it. */
+export interface RecordedEvent {
+  reason: string;
+  message: string;
+  type: string;
+}
+
 /** Events recorded about a SessionStore. */
 export async function eventsFor(
   admin: KubeClient,
   namespace: string,
   name: string,
-): Promise<{ reason: string; message: string; type: string }[]> {
+): Promise<RecordedEvent[]> {
   const { items } = await admin.list("v1", "Event", namespace);
   return items
     .filter((event) => (event["involvedObject"] as { name?: string; kind?: string }).name === name)
@@ -320,12 +327,23 @@ export async function eventsUntil(
   namespace: string,
   name: string,
   what: string,
-  check: (events: { reason: string; message: string; type: string }[]) => boolean,
-): Promise<{ reason: string; message: string; type: string }[]> {
-  return waitFor(what, async () => {
-    const events = await eventsFor(admin, namespace, name);
-    return check(events) ? events : undefined;
-  });
+  check: (events: RecordedEvent[]) => boolean,
+): Promise<RecordedEvent[]> {
+  let seen: RecordedEvent[] = [];
+  try {
+    return await waitFor(what, async () => {
+      seen = await eventsFor(admin, namespace, name);
+      return check(seen) ? seen : undefined;
+    });
+  } catch (error) {
+    // The timeout names what was awaited; the Events that were there say why it never came.
+    throw new Error(
+      `${error instanceof Error ? error.message : String(error)}; Events: ${JSON.stringify(seen)}`,
+      {
+        cause: error,
+      },
+    );
+  }
 }
 
 /** Waits until `name` has an Event with `reason` (see {@link eventsUntil}). */
