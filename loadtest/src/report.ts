@@ -93,18 +93,18 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
 const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
 const verdict = (pct: number): string => (pct <= BUDGET_PCT ? "ok" : "**over budget**");
 
+/** CPU per request of one variant on every thread but the main one (V8's and libuv's workers). */
+const otherThreadsUs = (v: OverheadResult["on"]): number => v.cpuUsPerRequest - v.mainThreadCpuUsPerRequest;
+
 /** "main / other" CPU per request of one variant. */
 function split(v: OverheadResult["on"]): string {
-  return `${fmt(v.mainThreadCpuUsPerRequest, 0)} / ${fmt(v.cpuUsPerRequest - v.mainThreadCpuUsPerRequest, 0)}`;
+  return `${fmt(v.mainThreadCpuUsPerRequest, 0)} / ${fmt(otherThreadsUs(v), 0)}`;
 }
 
 /** Where capture's extra CPU per request landed: on the main thread, on the others. */
 function splitDelta(r: OverheadResult): string {
   const main = r.on.mainThreadCpuUsPerRequest - r.off.mainThreadCpuUsPerRequest;
-  const other =
-    r.on.cpuUsPerRequest -
-    r.on.mainThreadCpuUsPerRequest -
-    (r.off.cpuUsPerRequest - r.off.mainThreadCpuUsPerRequest);
+  const other = otherThreadsUs(r.on) - otherThreadsUs(r.off);
   const signed = (value: number): string => (value >= 0 ? `+${fmt(value, 0)}` : fmt(value, 0));
   return `${signed(main)} / ${signed(other)} µs`;
 }
