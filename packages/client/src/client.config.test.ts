@@ -106,6 +106,9 @@ test("capture() never throws on garbage; bad or oversized events are counted as 
     { sessionId: "g", payload: null },
     { sessionId: "g", payload: { $case: "custom", value: { name: "c", data: circular } } },
     { sessionId: "g", payload: customPayload(2, 1100 * 1024) },
+    { sessionId: "g", seq: -1, payload: customPayload(3) },
+    { sessionId: "g", time: new Date(Number.NaN), payload: customPayload(4) },
+    { sessionId: "g", time: "yesterday", payload: customPayload(5) },
   ];
   for (const input of garbage) assert.doesNotThrow(() => client.capture(input as CaptureInput));
   // Missing fields inside a payload are proto3 defaults, not errors.

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { EndReason, Role } from "@sessiontrack/proto";
-import { customPayload, sessionEvents, startHarness } from "./testing/harness.js";
+import { customPayload, sessionEvents, sleep, startHarness } from "./testing/harness.js";
+import { uuidv7Time } from "./uuidv7.js";
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -115,6 +116,68 @@ test("session helper fills turns, roles, providers, user, labels and the end", a
     $case: "sessionEnd",
     value: { reason: EndReason.END_REASON_USER_LEFT, turnCount: 1 },
   });
+});
+
+test("recorder calls are encoded later, as they were made: turns, a session id reused after end(), ids dated at the call", async (t) => {
+  const { fake, client } = await startHarness(t, { flushIntervalMs: 60_000, watchConfig: false });
+  const first = client.session("reuse", { userId: "u-1" });
+  first.start();
+  const calledFrom = Date.now();
+  first.userMessage("where is my parcel?");
+  first.assistantMessage({ text: "on its way", provider: "openai", model: "gpt-4o-mini" });
+  first.userMessage("thanks");
+  const calledTo = Date.now();
+  first.end();
+  // The same id again before anything was encoded: a new session, numbered from 1.
+  const second = client.session("reuse", { userId: "u-2" });
+  second.assistantMessage({ text: "hello again", provider: "openai", model: "gpt-4o-mini" });
+  second.end();
+  await sleep(100);
+  assert.equal(fake.stored.size, 0, "nothing is sent before the flush interval");
+  assert.equal((await client.flush(5000)).complete, true);
+
+  const events = sessionEvents(fake, "reuse");
+  const ofUser = (userId: string) => events.filter((e) => e.userId === userId);
+  const kinds = (list: typeof events) => list.map((e) => [e.seq, e.payload?.$case]);
+  assert.deepEqual(kinds(ofUser("u-1")), [
+    [1, "sessionStart"],
+    [2, "message"],
+    [3, "message"],
+    [4, "message"],
+    [5, "sessionEnd"],
+  ]);
+  assert.deepEqual(kinds(ofUser("u-2")), [
+    [1, "message"],
+    [2, "sessionEnd"],
+  ]);
+  const messages = [...ofUser("u-1"), ...ofUser("u-2")].flatMap((e) =>
+    e.payload?.$case === "message" ? [e.payload.value] : [],
+  );
+  const [ask, answer, thanks, hello] = messages;
+  assert.deepEqual(
+    [ask, answer, thanks, hello].map((m) => m!.turnIndex),
+    [0, 0, 1, 0],
+  );
+  assert.equal(ask!.turnId, answer!.turnId);
+  assert.notEqual(thanks!.turnId, ask!.turnId);
+  assert.notEqual(hello!.turnId, ask!.turnId);
+  for (const m of [ask, thanks]) {
+    const at = uuidv7Time(m!.turnId);
+    assert.ok(
+      at >= calledFrom && at <= calledTo,
+      `turn id dated ${at}, called in ${calledFrom}..${calledTo}`,
+    );
+  }
+  for (const e of ofUser("u-1").slice(1, 4)) {
+    const at = e.time!.getTime();
+    assert.ok(at >= calledFrom && at <= calledTo, `event time ${at}, called in ${calledFrom}..${calledTo}`);
+  }
+  assert.deepEqual(
+    [...ofUser("u-1"), ...ofUser("u-2")].flatMap((e) =>
+      e.payload?.$case === "sessionEnd" ? [e.payload.value.turnCount] : [],
+    ),
+    [2, 1],
+  );
 });
 
 test("close() acks everything first, then capture() drops with reason closed; close is idempotent", async (t) => {

@@ -10,7 +10,7 @@ import { asError, DeliveryPipeline, newDeliveryCounters } from "./delivery.js";
 import type { DeliveryReporter, DeliverySettings } from "./delivery.js";
 import { IngestRoutes } from "./ingest-routes.js";
 import { decideCapture } from "./sampling.js";
-import { SessionRecorder } from "./session-capture.js";
+import { RecordedKind, recordedPayload, SessionRecorder } from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
 import { DiskSpool } from "./spool.js";
 import type {
@@ -43,18 +43,27 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
 /** A batch this big is sent without waiting for the flush interval. */
 export const DEFAULT_BATCH_MAX_BYTES = 256 * 1024;
 const EMPTY_BYTES = new Uint8Array(0);
+/** Slots of one noted capture call in {@link SessionTrackClient}'s `noted` array. */
+const NOTE_SLOTS = 6;
+/** Noted calls are taken into the pipeline once the oldest is this share of the flush interval old (as the pipeline sends). */
+const TAKE_AFTER_SHARE = 0.75;
 /** The canary lane's spool, inside the client's spool directory (the stable spool ignores it). */
 const CANARY_SPOOL_SUBDIR = "canary";
 
-/** A captured event as it waits (a moment) to be encoded with its batch. */
+/**
+ * A captured event as it waits (a moment) to be encoded with its batch: the capture() input
+ * as given, or a recorder call (kind and arguments) whose payload is built at encode time.
+ */
 interface CapturedEvent {
-  eventId: unknown;
-  sessionField: Uint8Array;
-  seq: number;
-  timeMs: number;
-  capturedAtMs: number;
+  state: SessionState;
+  /** The event given to capture(); undefined for a {@link SessionRecorder} call. */
+  input: CaptureInput | undefined;
+  kind: RecordedKind;
+  a: unknown;
+  b: unknown;
+  /** The encoded bot_id, user_id and labels fields. */
   tail: Uint8Array;
-  payload: object;
+  capturedAtMs: number;
 }
 
 interface FlushWaiter {
@@ -110,6 +119,16 @@ export class SessionTrackClient {
   private disabledSkipped = 0;
   private closing = false;
   private closed: Promise<void> | undefined;
+  /** Capture calls not taken yet, {@link NOTE_SLOTS} slots each (see {@link note}). */
+  private noted: unknown[] = [];
+  private notedSinceMs = 0;
+  /** Noted slots that make a take due at once: as many calls as would fill a batch. */
+  private takeAfterSlots = 0;
+  private readonly takeAfterMs: number;
+  private readonly settings: DeliverySettings;
+  /** Takes the noted calls of a bot gone quiet, `flushIntervalMs` after the first. */
+  private takeTimer: NodeJS.Timeout | undefined;
+  private takeImmediate: NodeJS.Immediate | undefined;
 
   constructor(options: SessionTrackClientOptions) {
     const target = requiredString("target", options.target);
@@ -119,6 +138,7 @@ export class SessionTrackClient {
     this.onDrop = options.onDrop;
     this.onError = options.onError;
     const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS);
+    this.takeAfterMs = flushIntervalMs * TAKE_AFTER_SHARE;
     const spoolDir =
       options.spoolDir ?? join(tmpdir(), "sessiontrack-spool", this.botId.replace(/[^A-Za-z0-9._-]/g, "_"));
     const spoolMaxBytes = positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3);
@@ -151,7 +171,7 @@ export class SessionTrackClient {
       md.set("authorization", `Bearer ${apiKey}`);
       return md;
     };
-    const settings: DeliverySettings = {
+    const settings: DeliverySettings = (this.settings = {
       target,
       batchMaxEvents: positive("batchMaxEvents", options.batchMaxEvents, 500),
       batchMaxBytes: positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
@@ -160,12 +180,13 @@ export class SessionTrackClient {
       ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
       flushIntervalMs,
       cpuBudgetPct: positive("cpuBudgetPct", options.cpuBudgetPct, 1),
-    };
+    });
     const reporter: DeliveryReporter = {
       drop: (count, reason) => this.reportDrop(count, reason),
       error: (err) => this.reportError(err),
       settled: () => this.resolveWaiters(),
       flushPending: () => this.waiters.length > 0,
+      takeNoted: () => this.takeNoted(),
       ...(options.onAck === undefined ? {} : { acked: ackReporter(options.onAck) }),
     };
     const pipeline = (to: grpc.Client, toTarget: string, laneSpool: DiskSpool): DeliveryPipeline =>
@@ -200,6 +221,7 @@ export class SessionTrackClient {
       );
       this.watcher.start();
     }
+    this.updateTakeAfter();
     // Replay what an earlier process left in the spool without waiting for new events.
     if (!spool.drained) this.routes.stable.kick();
   }
@@ -211,11 +233,14 @@ export class SessionTrackClient {
 
   /**
    * Records one event. Returns at once and never throws: it decides sampling (cached per
-   * session), fills `eventId`, `seq`, `time` and `botId`, and appends to memory. Invalid
-   * input is counted as rejected and reported through `onError` and `onDrop`.
+   * session) and appends to memory; `eventId`, `seq`, `time` (the moment of this call) and
+   * `botId` are filled when the event's batch is encoded, within `flushIntervalMs`. The
+   * event's objects are read then, so do not change them after the call. Invalid input is
+   * counted as rejected and reported through `onError` and `onDrop`.
    */
   capture(event: CaptureInput): void {
-    this.captureWithState(undefined, event);
+    // The kind and its arguments describe recorder calls only; a capture() input carries its payload.
+    this.note(undefined, event, RecordedKind.Custom, undefined, undefined);
   }
 
   /**
@@ -233,8 +258,8 @@ export class SessionTrackClient {
     return new SessionRecorder(
       String(sessionId),
       state,
-      (s, input) => this.captureWithState(s, input),
-      (s) => this.decide(String(sessionId), s),
+      (s, kind, a, b) => this.note(s, undefined, kind, a, b),
+      (s) => this.decide(s),
     );
   }
 
@@ -244,6 +269,7 @@ export class SessionTrackClient {
    * Never rejects.
    */
   flush(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<FlushResult> {
+    this.takeNoted();
     return new Promise<FlushResult>((resolve) => {
       const target = this.capturedCount;
       if (this.counters.settledOwn >= target) {
@@ -287,7 +313,7 @@ export class SessionTrackClient {
   stats(): ClientStats {
     const c = this.counters;
     let inFlight = 0;
-    let queueDepth = 0;
+    let queueDepth = this.noted.length / NOTE_SLOTS;
     let spoolBytes = 0;
     for (const pipeline of this.routes.pipelines) {
       inFlight += pipeline.inFlightEvents;
@@ -327,35 +353,171 @@ export class SessionTrackClient {
     }
   }
 
-  private captureWithState(known: SessionState | undefined, input: CaptureInput): void {
+  /**
+   * Notes one capture call: a capture() input (`known` undefined) or a recorder call on the
+   * session `known` (kind, a, b), with the moment it was made. Everything else waits for
+   * {@link takeNoted}, which runs the batch's calls in one loop: a bot's capture calls come
+   * between its own work, with the SDK's code and data out of the CPU's caches, and every
+   * line of SDK code run there cost many times what it costs in a loop. Never throws.
+   */
+  private note(
+    known: SessionState | undefined,
+    input: CaptureInput | undefined,
+    kind: RecordedKind,
+    a: unknown,
+    b: unknown,
+  ): void {
     const sampled = ++this.captureCalls % CAPTURE_SAMPLE_EVERY === 0;
     const start = sampled ? process.hrtime.bigint() : 0n;
-    try {
-      if (this.closing) {
-        this.counters.dropped++;
-        this.reportDrop(1, "closed");
-      } else if (!this.captureEnabled) {
-        this.disabledSkipped++;
-      } else {
-        this.enqueue(known, input);
+    if (this.closing) {
+      this.counters.dropped++;
+      this.reportDrop(1, "closed");
+    } else if (!this.captureEnabled) {
+      this.disabledSkipped++;
+    } else {
+      const now = Date.now();
+      const noted = this.noted;
+      if (noted.length === 0) {
+        this.notedSinceMs = now;
+        this.takeTimer = setTimeout(this.onTakeTimer, this.settings.flushIntervalMs);
+        this.takeTimer.unref();
+      } else if (now - this.notedSinceMs >= this.takeAfterMs) {
+        this.takeSoon();
       }
-    } catch (err) {
-      this.counters.rejected++;
-      this.reportDrop(1, "rejected");
-      this.reportError(
-        err instanceof InvalidEventError
-          ? err
-          : new InvalidEventError(
-              `capture() got an unusable event: ${asError(err).message}`,
-              {},
-              { cause: err },
-            ),
-      );
+      if (noted.push(known, input, kind, a, b, now) >= this.takeAfterSlots) this.takeSoon();
+      // A session id used again after its end() starts a new session (seq from 1).
+      if (kind === RecordedKind.End && known !== undefined && this.sessions.get(known.sessionId) === known)
+        this.sessions.delete(known.sessionId);
     }
     if (sampled) this.meter.recordCapture(process.hrtime.bigint() - start);
   }
 
-  private enqueue(known: SessionState | undefined, input: CaptureInput): void {
+  private readonly onTakeTimer = (): void => {
+    this.takeTimer = undefined;
+    this.takeAccounted();
+  };
+
+  /** Takes the noted calls in this event-loop turn's check phase (no extra wake-up). */
+  private takeSoon(): void {
+    if (this.takeImmediate !== undefined) return;
+    this.takeImmediate = setImmediate(() => this.takeAccounted());
+    this.takeImmediate.unref();
+  }
+
+  /** {@link takeNoted} on its own (not in a pump), its time counted against the CPU budget. */
+  private takeAccounted(): void {
+    const start = process.hrtime.bigint();
+    this.takeNoted();
+    this.routes.stable.account(start);
+  }
+
+  /** Moves every noted capture call into its pipeline, in the order they were made. */
+  private takeNoted(): void {
+    if (this.takeImmediate !== undefined) {
+      clearImmediate(this.takeImmediate);
+      this.takeImmediate = undefined;
+    }
+    const noted = this.noted;
+    if (noted.length === 0) return;
+    this.noted = [];
+    if (this.takeTimer !== undefined) {
+      clearTimeout(this.takeTimer);
+      this.takeTimer = undefined;
+    }
+    const now = Date.now();
+    for (let i = 0; i < noted.length; i += NOTE_SLOTS) {
+      try {
+        this.enqueue(
+          noted[i] as SessionState | undefined,
+          noted[i + 1] as CaptureInput | undefined,
+          noted[i + 2] as RecordedKind,
+          noted[i + 3],
+          noted[i + 4],
+          noted[i + 5] as number,
+          now,
+        );
+      } catch (err) {
+        // A bad capture() input is counted as rejected and reported; the rest go on.
+        this.rejectCapture(err);
+      }
+    }
+    this.updateTakeAfter();
+  }
+
+  /** How many noted calls fill a batch, from its limits and the stable lane's average event size. */
+  private updateTakeAfter(): void {
+    const { batchMaxEvents, batchMaxBytes } = this.settings;
+    const fillBatch = Math.floor(batchMaxBytes / this.routes.stable.averageEventBytes);
+    this.takeAfterSlots = NOTE_SLOTS * Math.max(1, Math.min(batchMaxEvents, fillBatch));
+  }
+
+  /** Counts and reports a capture call that could not be taken. */
+  private rejectCapture(err: unknown): void {
+    this.counters.rejected++;
+    this.reportDrop(1, "rejected");
+    this.reportError(
+      err instanceof InvalidEventError
+        ? err
+        : new InvalidEventError(
+            `capture() got an unusable event: ${asError(err).message}`,
+            {},
+            { cause: err },
+          ),
+    );
+  }
+
+  /**
+   * The session's sampling decision and lane (cached per session) and its constant fields;
+   * the payload and seq wait for {@link encodeCaptured}.
+   */
+  private enqueue(
+    known: SessionState | undefined,
+    input: CaptureInput | undefined,
+    kind: RecordedKind,
+    a: unknown,
+    b: unknown,
+    capturedAtMs: number,
+    now: number,
+  ): void {
+    let state: SessionState;
+    if (known !== undefined) {
+      state = known;
+    } else {
+      state = this.stateFor(input);
+      const sessionId = state.sessionId;
+      if (input!.payload.$case === "sessionEnd" && this.sessions.get(sessionId) === state)
+        this.sessions.delete(sessionId);
+    }
+    if (!this.decide(state)) {
+      this.sampledOut++;
+      return;
+    }
+    const sessionId = state.sessionId;
+    state.sessionField ??= this.encoder.fields((e) => e.stringField(2, sessionId));
+    const captured: CapturedEvent = {
+      state,
+      input,
+      kind,
+      a,
+      b,
+      tail: input === undefined ? this.sessionTail(state) : this.tailOf(state, input),
+      capturedAtMs,
+    };
+    this.capturedCount++;
+    if (!state.laneDecided) {
+      state.toCanary = this.routes.toCanary(sessionId);
+      state.laneDecided = true;
+    }
+    this.routes.pipeline(state.toCanary).enqueue(captured, capturedAtMs, now);
+  }
+
+  /** The session of a capture() input, which must name one and carry a payload kind. */
+  private stateFor(input: CaptureInput | undefined): SessionState {
+    if (typeof input !== "object" || input === null) {
+      throw new InvalidEventError(
+        `capture() needs an event object, got ${input === null ? "null" : typeof input}`,
+      );
+    }
     const sessionId = input.sessionId;
     if (typeof sessionId !== "string" || sessionId === "") {
       throw new InvalidEventError("capture() needs a non-empty string sessionId", { field: "sessionId" });
@@ -366,17 +528,30 @@ export class SessionTrackClient {
         field: "payload",
       });
     }
-    const state = known ?? this.sessionState(sessionId);
-    if (known === undefined && state.decidedUnder === -1) {
+    const state = this.sessionState(sessionId);
+    if (state.decidedUnder === -1) {
       if (input.userId !== undefined) state.userId = input.userId;
       if (payload.$case === "sessionStart" && Array.isArray(payload.value.userGroups)) {
         state.userGroups = payload.value.userGroups;
       }
     }
-    if (!this.decide(sessionId, state)) {
-      this.sampledOut++;
-      return;
+    return state;
+  }
+
+  /**
+   * Encodes a captured event, in its batch's loop and in capture order: builds a recorder
+   * call's payload and fills `seq`. Throws InvalidEventError for a bad event (the pipeline
+   * counts and reports it as rejected).
+   */
+  private encodeCaptured(e: CapturedEvent): Uint8Array {
+    const state = e.state;
+    const input = e.input;
+    if (input === undefined) {
+      const seq = ++state.seq;
+      const payload = recordedPayload(e.kind, e.a, e.b, e.capturedAtMs);
+      return this.encoder.encode(undefined, state.sessionField!, seq, e.capturedAtMs, e.tail, payload);
     }
+    const sessionId = state.sessionId;
     const seq = input.seq ?? state.seq + 1;
     if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
       throw new InvalidEventError(`capture() for session ${sessionId}: seq must be a non-negative integer`, {
@@ -384,51 +559,41 @@ export class SessionTrackClient {
       });
     }
     const time = input.time;
-    const now = Date.now();
-    let timeMs: number;
-    if (time === undefined) timeMs = now;
-    else if (time instanceof Date && Number.isFinite(time.getTime())) timeMs = time.getTime();
-    else
-      throw new InvalidEventError(`capture() for session ${sessionId}: time must be a valid Date`, {
-        field: "time",
-      });
-    state.sessionField ??= this.encoder.fields((e) => e.stringField(2, sessionId));
-    const captured: CapturedEvent = {
-      eventId: input.eventId,
-      sessionField: state.sessionField,
+    let timeMs = e.capturedAtMs;
+    if (time !== undefined) {
+      if (!(time instanceof Date && Number.isFinite(time.getTime()))) {
+        throw new InvalidEventError(`capture() for session ${sessionId}: time must be a valid Date`, {
+          field: "time",
+        });
+      }
+      timeMs = time.getTime();
+    }
+    if (seq > state.seq) state.seq = seq;
+    return this.encoder.encode(
+      input.eventId,
+      state.sessionField!,
       seq,
       timeMs,
-      capturedAtMs: now,
-      tail: this.tailOf(state, input),
-      payload,
-    };
-    if (seq > state.seq) state.seq = seq;
-    if (payload.$case === "sessionEnd") this.sessions.delete(sessionId);
-    this.capturedCount++;
-    if (!state.laneDecided) {
-      state.toCanary = this.routes.toCanary(sessionId);
-      state.laneDecided = true;
+      e.tail,
+      input.payload,
+      e.capturedAtMs,
+    );
+  }
+
+  /** The encoded bot_id, user_id and labels fields of the session, cached until they change. */
+  private sessionTail(state: SessionState): Uint8Array {
+    if (state.tail === undefined || state.tailUserId !== state.userId || state.tailLabels !== state.labels) {
+      state.tail = this.encodeTail(this.botIdField, state.userId, state.labels);
+      state.tailUserId = state.userId;
+      state.tailLabels = state.labels;
     }
-    this.routes.pipeline(state.toCanary).enqueue(captured, now);
+    return state.tail;
   }
 
-  private encodeCaptured(e: CapturedEvent): Uint8Array {
-    return this.encoder.encode(e.eventId, e.sessionField, e.seq, e.timeMs, e.tail, e.payload, e.capturedAtMs);
-  }
-
-  /** The encoded bot_id, user_id and labels fields; cached per session when the input has none of its own. */
+  /** The tail fields of a capture() input: the session's unless the input has its own. */
   private tailOf(state: SessionState, input: CaptureInput): Uint8Array {
     if (input.botId === undefined && input.userId === undefined && input.labels === undefined) {
-      if (
-        state.tail === undefined ||
-        state.tailUserId !== state.userId ||
-        state.tailLabels !== state.labels
-      ) {
-        state.tail = this.encodeTail(this.botIdField, state.userId, state.labels);
-        state.tailUserId = state.userId;
-        state.tailLabels = state.labels;
-      }
-      return state.tail;
+      return this.sessionTail(state);
     }
     const botField =
       input.botId === undefined || input.botId === this.botId
@@ -454,10 +619,10 @@ export class SessionTrackClient {
     });
   }
 
-  private decide(sessionId: string, state: SessionState): boolean {
+  private decide(state: SessionState): boolean {
     if (state.decidedUnder !== this.configGeneration) {
       state.captured = decideCapture(this.currentConfig, {
-        sessionId,
+        sessionId: state.sessionId,
         botId: this.botId,
         userId: state.userId,
         userGroups: state.userGroups,
@@ -472,6 +637,7 @@ export class SessionTrackClient {
     if (state !== undefined) return state;
     if (this.sessions.size >= MAX_TRACKED_SESSIONS) this.evictOldestSessions();
     state = {
+      sessionId,
       seq: 0,
       captured: true,
       decidedUnder: -1,
@@ -499,6 +665,8 @@ export class SessionTrackClient {
   }
 
   private applyConfig(config: CaptureConfig): void {
+    // Calls made under the old config are decided (sampling, lane) under it.
+    this.takeNoted();
     this.currentConfig = config;
     this.configGeneration++;
     this.captureEnabled = config.enabled;

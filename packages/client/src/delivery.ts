@@ -28,6 +28,8 @@ export interface DeliveryReporter {
   settled(): void;
   /** True while a flush() waits: everything queued should go out now. */
   flushPending(): boolean;
+  /** Moves the capture calls the client noted into the pipelines, so a pump sends them in this batch. */
+  takeNoted(): void;
   /** A batch was acknowledged; set only when the client has an onAck callback. */
   acked?: (frames: readonly Uint8Array[]) => void;
 }
@@ -108,6 +110,7 @@ export class DeliveryPipeline {
   private timerAtMs = 0;
   private immediate: NodeJS.Immediate | undefined;
   private stopped = false;
+  private pumping = false;
   /** While ingest is unreachable, a pump runs when grpc-js's reconnect changes the channel's state. */
   private readonly readiness = new ChannelReadiness(
     () => this.kick(),
@@ -148,6 +151,11 @@ export class DeliveryPipeline {
     this.kick();
   }
 
+  /** Running average size of an encoded event, bytes. */
+  get averageEventBytes(): number {
+    return this.averageFrameBytes;
+  }
+
   /** Events sent and not yet acked. */
   get inFlightEvents(): number {
     return this.inFlightEventCount;
@@ -159,14 +167,15 @@ export class DeliveryPipeline {
   }
 
   /**
-   * Appends one encoded event captured at `nowMs`. A full batch (`batchMaxEvents` or
-   * `batchMaxBytes`) is sent at once. A partial batch is sent by the first capture that
-   * finds it three quarters of `flushIntervalMs` old, so a busy bot's own event-loop turns
-   * carry the sends; a timer sends it at `flushIntervalMs` when the bot goes quiet.
+   * Appends one event captured at `capturedAtMs` (it is encoded with its batch). A full
+   * batch (`batchMaxEvents` or `batchMaxBytes`) is sent at once. A partial batch is sent by
+   * the first event that finds it, at `nowMs`, three quarters of `flushIntervalMs` old, so
+   * a busy bot's own event-loop turns carry the sends; a timer sends it at
+   * `flushIntervalMs` when the bot goes quiet.
    */
-  enqueue(event: unknown, nowMs: number): void {
+  enqueue(event: unknown, capturedAtMs: number, nowMs = capturedAtMs): void {
     const waiting = this.pending.length + this.queue.length;
-    if (waiting === 0) this.queueSinceMs = nowMs;
+    if (waiting === 0) this.queueSinceMs = capturedAtMs;
     this.pending.push(event);
     if (
       waiting + 1 >= this.settings.batchMaxEvents ||
@@ -226,7 +235,7 @@ export class DeliveryPipeline {
 
   /** Runs a pump in this event-loop turn's check phase (no extra wake-up), unless work is being deferred. */
   kick(): void {
-    if (this.immediate !== undefined || this.stopped || this.deferFactor > 1) return;
+    if (this.immediate !== undefined || this.stopped || this.pumping || this.deferFactor > 1) return;
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
       this.pump(this.reporter.flushPending());
@@ -244,7 +253,9 @@ export class DeliveryPipeline {
     if (this.stopped) return;
     const start = process.hrtime.bigint();
     const now = Date.now();
+    this.pumping = true;
     try {
+      this.reporter.takeNoted();
       this.checkAckTimeout(now);
       this.encodePending();
       const { batchMaxEvents, batchMaxBytes, maxQueueEvents, flushIntervalMs } = this.settings;
@@ -259,6 +270,7 @@ export class DeliveryPipeline {
     } catch (err) {
       this.reporter.error(asError(err));
     } finally {
+      this.pumping = false;
       this.schedule(now);
       this.account(start);
     }
@@ -496,7 +508,9 @@ export class DeliveryPipeline {
         `ingest rejected event (code ${result.value.code}): ${result.value.message}`,
       );
     }
-    this.kick();
+    // A pump only when there is something to send; otherwise the ack just re-aims the timer.
+    if (this.queuedEvents > 0 || this.spoolHasUnsent() || this.reporter.flushPending()) this.kick();
+    else this.schedule(Date.now());
   }
 
   private settleAcked(batch: InFlightBatch, duplicates: number): void {
@@ -581,7 +595,11 @@ export class DeliveryPipeline {
     }
   }
 
-  private account(start: bigint): void {
+  /**
+   * Counts background work that ran from `start` until now (the client's too) against the
+   * CPU budget; at the end of each window, defers sends more or less.
+   */
+  account(start: bigint): void {
     const windowClosed = this.meter.recordBackground(start);
     if (!windowClosed) return;
     const pct = this.meter.cpuPct;

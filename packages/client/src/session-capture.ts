@@ -1,10 +1,12 @@
 import { EndReason, Role } from "@sessiontrack/proto";
 import type { Part } from "@sessiontrack/proto";
-import type { AssistantMessageInput, CaptureInput, SessionCapture } from "./types.js";
+import type { AssistantMessageInput, CaptureInput, DeepPartial, SessionCapture } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
 /** What the client keeps per session: next seq and the cached sampling decision. */
 export interface SessionState {
+  readonly sessionId: string;
+  /** The last seq given to an event of the session (events are numbered when encoded). */
   seq: number;
   captured: boolean;
   /** Config generation the decision was made under; -1 = not decided yet. */
@@ -27,16 +29,45 @@ export interface SessionState {
 }
 
 type Payload = CaptureInput["payload"];
+type PartInput = DeepPartial<Part>;
 
-/** {@link SessionCapture} over one session of a client. */
+/** A turn of a session: its id is made when its first event is encoded, unless the bot gave one. */
+export interface Turn {
+  id: string | undefined;
+  index: number;
+}
+
+/** What a {@link SessionRecorder} call was; with its two arguments it is turned into a payload at encode time. */
+export enum RecordedKind {
+  Start,
+  UserMessage,
+  AssistantMessage,
+  ToolResult,
+  Feedback,
+  Custom,
+  End,
+}
+
+/**
+ * Where a recorder's calls go: the client checks closing and the kill switch at once and
+ * notes the call as it was made (kind and arguments, no payload objects yet).
+ */
+export type RecordCall = (state: SessionState, kind: RecordedKind, a: unknown, b: unknown) => void;
+
+/**
+ * {@link SessionCapture} over one session of a client. A call only notes what was recorded
+ * and the turn bookkeeping; {@link recordedPayload} builds the payload when its batch is
+ * encoded, in one loop with the batch's other events. (A bot's capture calls run between
+ * its own work, with the SDK's code cold; building payloads there cost several times more.)
+ */
 export class SessionRecorder implements SessionCapture {
   private turnCount = 0;
-  private turnId: string | undefined;
+  private turn: Turn | undefined;
 
   constructor(
     readonly sessionId: string,
     private readonly state: SessionState,
-    private readonly record: (state: SessionState, input: CaptureInput) => void,
+    private readonly record: RecordCall,
     private readonly isCaptured: (state: SessionState) => boolean,
   ) {}
 
@@ -45,94 +76,119 @@ export class SessionRecorder implements SessionCapture {
   }
 
   start(opts: { channel?: string; locale?: string } = {}): void {
-    this.emit({
-      $case: "sessionStart",
-      value: {
-        channel: opts.channel ?? "",
-        locale: opts.locale ?? "",
-        userGroups: this.state.userGroups ?? [],
-        attributes: {},
-      },
-    });
+    this.record(this.state, RecordedKind.Start, opts, this.state.userGroups);
   }
 
   userMessage(text: string, opts: { turnId?: string } = {}): void {
-    this.turnId = opts.turnId ?? uuidv7();
-    this.turnCount++;
-    this.emitMessage(Role.ROLE_USER, [{ kind: { $case: "text", value: { text } } }], {});
+    this.turn = { id: opts.turnId, index: this.turnCount++ };
+    this.record(this.state, RecordedKind.UserMessage, text, this.turn);
   }
 
   assistantMessage(m: AssistantMessageInput): void {
-    const parts: Part[] = [];
-    if (m.text !== undefined) parts.push({ kind: { $case: "text", value: { text: m.text } } });
-    for (const call of m.toolCalls ?? []) parts.push({ kind: { $case: "toolCall", value: { ...call } } });
-    this.emitMessage(Role.ROLE_ASSISTANT, parts, {
-      provider: m.provider,
-      model: m.model,
-      usage: m.usage,
-      latencyMs: m.latencyMs ?? 0,
-      finishReason: m.finishReason ?? "",
-    });
+    this.record(this.state, RecordedKind.AssistantMessage, m, this.currentTurn());
   }
 
   toolResult(r: { callId: string; name: string; content: string; isError?: boolean }): void {
-    const value = { callId: r.callId, name: r.name, content: r.content, isError: r.isError ?? false };
-    this.emitMessage(Role.ROLE_TOOL, [{ kind: { $case: "toolResult", value } }], {});
+    this.record(this.state, RecordedKind.ToolResult, r, this.currentTurn());
   }
 
   feedback(f: { score: number; kind?: string; comment?: string; targetEventId?: string }): void {
-    this.emit({
-      $case: "feedback",
-      value: {
-        score: f.score,
-        kind: f.kind ?? "",
-        comment: f.comment ?? "",
-        targetEventId: f.targetEventId ?? "",
-      },
-    });
+    this.record(this.state, RecordedKind.Feedback, f, undefined);
   }
 
   custom(name: string, data: Record<string, unknown>): void {
-    this.emit({ $case: "custom", value: { name, data } });
+    this.record(this.state, RecordedKind.Custom, name, data);
   }
 
   end(reason: EndReason = EndReason.END_REASON_COMPLETED): void {
-    this.emit({ $case: "sessionEnd", value: { reason, turnCount: this.turnCount } });
+    this.record(this.state, RecordedKind.End, reason, this.turnCount);
   }
 
-  private emitMessage(
-    role: Role,
-    parts: Part[],
-    extra: {
-      provider?: string;
-      model?: string;
-      usage?: { inputTokens: number; outputTokens: number } | undefined;
-      latencyMs?: number;
-      finishReason?: string;
+  /** The open turn; a bot that starts with the assistant speaking still gets a turn to hang it on. */
+  private currentTurn(): Turn {
+    this.turn ??= { id: undefined, index: this.turnCount++ };
+    return this.turn;
+  }
+}
+
+/** Strings are kept as given; anything else is left for the encoder to reject with the field's name. */
+function text(value: unknown): string {
+  return value === undefined || value === null ? "" : (value as string);
+}
+
+function message(
+  role: Role,
+  turn: Turn,
+  timeMs: number,
+  parts: PartInput[],
+  m: Partial<AssistantMessageInput> = {},
+): Payload {
+  turn.id ??= uuidv7(timeMs);
+  return {
+    $case: "message",
+    value: {
+      turnId: turn.id,
+      turnIndex: turn.index,
+      role,
+      provider: text(m.provider),
+      model: text(m.model),
+      parts,
+      usage: m.usage,
+      finishReason: text(m.finishReason),
+      latencyMs: m.latencyMs ?? 0,
     },
-  ): void {
-    if (this.turnId === undefined) {
-      // A bot that starts with the assistant speaking still gets a turn to hang it on.
-      this.turnId = uuidv7();
-      this.turnCount++;
-    }
-    this.emit({
-      $case: "message",
-      value: {
-        turnId: this.turnId,
-        turnIndex: this.turnCount - 1,
-        role,
-        provider: extra.provider ?? "",
-        model: extra.model ?? "",
-        parts,
-        usage: extra.usage,
-        finishReason: extra.finishReason ?? "",
-        latencyMs: extra.latencyMs ?? 0,
-      },
-    });
-  }
+  };
+}
 
-  private emit(payload: Payload): void {
-    this.record(this.state, { sessionId: this.sessionId, payload });
+/**
+ * The payload of a recorded call, as the recorder's method documents it; `timeMs` (when
+ * the call was made) dates a turn id made now. Runs in capture order, so turn ids are
+ * made in order too.
+ */
+export function recordedPayload(kind: RecordedKind, a: unknown, b: unknown, timeMs: number): Payload {
+  switch (kind) {
+    case RecordedKind.Start: {
+      const opts = a as { channel?: string; locale?: string };
+      return {
+        $case: "sessionStart",
+        value: {
+          channel: text(opts.channel),
+          locale: text(opts.locale),
+          userGroups: (b as string[] | undefined) ?? [],
+          attributes: {},
+        },
+      };
+    }
+    case RecordedKind.UserMessage:
+      return message(Role.ROLE_USER, b as Turn, timeMs, [
+        { kind: { $case: "text", value: { text: a as string } } },
+      ]);
+    case RecordedKind.AssistantMessage: {
+      const m = a as AssistantMessageInput;
+      const parts: PartInput[] = [];
+      if (m.text !== undefined) parts.push({ kind: { $case: "text", value: { text: m.text } } });
+      for (const call of m.toolCalls ?? []) parts.push({ kind: { $case: "toolCall", value: call } });
+      return message(Role.ROLE_ASSISTANT, b as Turn, timeMs, parts, m);
+    }
+    case RecordedKind.ToolResult: {
+      const r = a as { callId: string; name: string; content: string; isError?: boolean };
+      return message(Role.ROLE_TOOL, b as Turn, timeMs, [{ kind: { $case: "toolResult", value: r } }]);
+    }
+    case RecordedKind.Feedback: {
+      const f = a as { score: number; kind?: string; comment?: string; targetEventId?: string };
+      return {
+        $case: "feedback",
+        value: {
+          score: f.score,
+          kind: text(f.kind),
+          comment: text(f.comment),
+          targetEventId: text(f.targetEventId),
+        },
+      };
+    }
+    case RecordedKind.Custom:
+      return { $case: "custom", value: { name: a as string, data: b as Record<string, unknown> } };
+    case RecordedKind.End:
+      return { $case: "sessionEnd", value: { reason: a as EndReason, turnCount: b as number } };
   }
 }

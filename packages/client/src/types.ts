@@ -95,7 +95,10 @@ export interface FlushResult {
 
 /** Counters and gauges of one client; counters only grow. */
 export interface ClientStats {
-  /** Events accepted by capture() into the pipeline (after sampling and the kill switch). */
+  /**
+   * Events accepted into the pipeline (after sampling and the kill switch). A capture call
+   * counts here once it is taken into a batch (see `queueDepth`), within `flushIntervalMs`.
+   */
   captured: number;
   /** Events ingest acknowledged as durable, including replays of earlier processes' spools. */
   acked: number;
@@ -115,7 +118,7 @@ export interface ClientStats {
   disabledSkipped: number;
   /** Events sent and not yet acked. */
   inFlight: number;
-  /** Events waiting in memory. */
+  /** Events waiting in memory: capture calls not yet taken into a batch, and queued events. */
   queueDepth: number;
   /** Bytes in the disk spool. */
   spoolBytes: number;
@@ -131,7 +134,11 @@ export interface ClientStats {
   captureEnabled: boolean;
 }
 
-/** Convenience API over one session: fills turn ids, seq and roles. */
+/**
+ * Convenience API over one session: fills turn ids, seq and roles. A call only notes what
+ * was recorded (and when); the event is built and encoded with its batch, within
+ * `flushIntervalMs`, so do not change the objects you pass after the call.
+ */
 export interface SessionCapture {
   /** The session id. */
   readonly sessionId: string;

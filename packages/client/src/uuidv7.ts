@@ -34,12 +34,13 @@ function nextState(ms: number): number {
 }
 
 /**
- * A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter in `rand_a`
- * (RFC 9562 §6.2 method 1), then 62 random bits. Ids made by one process are strictly
- * increasing as strings, even within one millisecond or when the wall clock steps back.
+ * A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds (`atMs`, default now), then a 12-bit
+ * counter in `rand_a` (RFC 9562 §6.2 method 1), then 62 random bits. Ids made by one
+ * process are strictly increasing as strings, even within one millisecond or when the wall
+ * clock steps back (an `atMs` earlier than the last id's keeps the last id's ms).
  */
-export function uuidv7(): string {
-  const r = nextState(Date.now());
+export function uuidv7(atMs = Date.now()): string {
+  const r = nextState(atMs);
   const ms = lastMs;
   const high = Math.floor(ms / 0x10000);
   const low = ms % 0x10000;
