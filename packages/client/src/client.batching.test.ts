@@ -86,3 +86,34 @@ test("event ids are stamped with the capture time and increase in capture order,
     if (i > 0) assert.ok(events[i - 1]!.eventId < e.eventId);
   });
 });
+
+test("over its CPU budget the client sends later, not never: a late-taken event goes out without a flush() call", async (t) => {
+  // A budget no work fits in: after the first one-second window every send is deferred.
+  const { fake, client } = await startHarness(t, {
+    watchConfig: false,
+    flushIntervalMs: 5,
+    cpuBudgetPct: 1e-9,
+  });
+  const startedAt = Date.now();
+  for (let i = 0; Date.now() - startedAt < 1500; i++) {
+    client.capture({ sessionId: "busy", payload: customPayload(i) });
+    await sleep(20);
+  }
+  await waitFor(
+    "the events captured while deferring",
+    () => fake.stored.size === client.stats().captured,
+    3000,
+  );
+  // The bot blocks its event loop right after a capture: the call is taken long after it
+  // was made, already due, while sends are deferred. It must still go out on its own.
+  client.capture({ sessionId: "late", payload: customPayload(1) });
+  const blockedUntil = Date.now() + 200;
+  while (Date.now() < blockedUntil) {
+    // busy, as a bot doing synchronous work
+  }
+  await waitFor(
+    "the late-taken event",
+    () => [...fake.stored.values()].some((e) => e.sessionId === "late"),
+    3000,
+  );
+});

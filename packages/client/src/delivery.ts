@@ -183,9 +183,10 @@ export class DeliveryPipeline {
       nowMs - this.queueSinceMs >= this.settings.flushIntervalMs * this.deferFactor * EARLY_SEND
     ) {
       this.kick();
-    } else if (waiting === 0) {
-      this.schedule(nowMs);
     }
+    // Unless a pump is on its way (it sets the timer), the first queued event sets it: a kick
+    // refused while sends are deferred must not leave the event waiting for the next capture.
+    if (waiting === 0 && this.immediate === undefined && !this.pumping) this.schedule(nowMs);
   }
 
   /** Events waiting in memory (captured, not yet sent or spooled). */
