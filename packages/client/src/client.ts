@@ -385,9 +385,7 @@ export class SessionTrackClient {
         this.takeSoon();
       }
       if (noted.push(known, input, kind, a, b, now) >= this.takeAfterSlots) this.takeSoon();
-      // A session id used again after its end() starts a new session (seq from 1).
-      if (kind === RecordedKind.End && known !== undefined && this.sessions.get(known.sessionId) === known)
-        this.sessions.delete(known.sessionId);
+      if (kind === RecordedKind.End && known !== undefined) this.forgetEnded(known);
     }
     if (sampled) this.meter.recordCapture(process.hrtime.bigint() - start);
   }
@@ -484,9 +482,7 @@ export class SessionTrackClient {
       state = known;
     } else {
       state = this.stateFor(input);
-      const sessionId = state.sessionId;
-      if (input!.payload.$case === "sessionEnd" && this.sessions.get(sessionId) === state)
-        this.sessions.delete(sessionId);
+      if (input!.payload.$case === "sessionEnd") this.forgetEnded(state);
     }
     if (!this.decide(state)) {
       this.sampledOut++;
@@ -509,6 +505,14 @@ export class SessionTrackClient {
       state.laneDecided = true;
     }
     this.routes.pipeline(state.toCanary).enqueue(captured, capturedAtMs, now);
+  }
+
+  /**
+   * Forgets an ended session, so its id used again starts a new session (seq from 1);
+   * a newer session already under that id is kept.
+   */
+  private forgetEnded(state: SessionState): void {
+    if (this.sessions.get(state.sessionId) === state) this.sessions.delete(state.sessionId);
   }
 
   /** The session of a capture() input, which must name one and carry a payload kind. */
