@@ -232,10 +232,10 @@ async function startSinksInto(
         "s3",
         "--s3-endpoint",
         minio.endpoint,
-        "--s3-access-key",
-        minio.accessKey,
-        "--s3-secret-key",
-        minio.secretKey,
+        // "=" joins each key to its flag: a generated key may begin with "-",
+        // which the CLI would otherwise refuse as an ambiguous argument.
+        `--s3-access-key=${minio.accessKey}`,
+        `--s3-secret-key=${minio.secretKey}`,
         "--s3-bucket",
         "sessiontrack-loadtest",
       ];

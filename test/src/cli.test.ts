@@ -111,6 +111,11 @@ test("the CLI names what is wrong and exits 2 on bad usage", () => {
     { args: ["index", "serve", "--bogus", "1"], message: /bogus/ },
     { args: ["index", "serve", "--tenants", "x.yaml"], message: /dataDir.*data-dir/ },
     { args: ["archive", "serve", "--tenants", "x.yaml", "--data-dir", "d"], message: /kek-dir/ },
+    {
+      // A secret that begins with "-" must be joined with "=": the error says how.
+      args: ["archive", "serve", "--s3-secret-key", "-k3y"],
+      message: /use '--s3-secret-key=-XYZ'/,
+    },
     { args: ["search", "refund", "--limit", "0"], message: /--limit: "0" must be a whole number/ },
     { args: ["search", "refund", "--since", "yesterday"], message: /--since: "yesterday" is not a time/ },
     {

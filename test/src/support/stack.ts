@@ -177,10 +177,10 @@ export function startArchive(home: StackHome, options: { listen?: string; s3?: S
           "s3",
           "--s3-endpoint",
           options.s3.endpoint,
-          "--s3-access-key",
-          options.s3.accessKey,
-          "--s3-secret-key",
-          options.s3.secretKey,
+          // "=" joins each key to its flag: a generated key may begin with "-",
+          // which the CLI would otherwise refuse as an ambiguous argument.
+          `--s3-access-key=${options.s3.accessKey}`,
+          `--s3-secret-key=${options.s3.secretKey}`,
           "--s3-bucket",
           options.s3.bucket ?? "sessiontrack-test",
         ];
