@@ -184,11 +184,8 @@ export async function runLoadTest(options: {
     const onUrl = `http://${botOn.address}`;
     log(`loadtest: bots off=${offUrl} on=${onUrl} (capture via proxy ${proxyAddress})`);
 
-    sampler = new Sampler(offUrl, onUrl, () => ingestMetrics);
-    sampler.start();
     const runId = `lt${started.toString(36)}`;
 
-    /** Runs overhead.js for one phase and measures CPU of both bots around it. */
     // The noise floor (full runs): a second capture-off bot driven in the same k6 runs as a
     // third variant, so off vs twin (A/A) is measured under exactly the conditions of off vs on.
     let twinUrl: string | undefined;
@@ -202,8 +199,11 @@ export async function runLoadTest(options: {
       processes.push(twin);
       twinUrl = `http://${twin.address}`;
     }
+    sampler = new Sampler(offUrl, onUrl, () => ingestMetrics, twinUrl);
+    sampler.start();
     const noise: Record<string, OverheadResult> = {};
 
+    /** Runs overhead.js for one phase and measures CPU of the bots around it. */
     const overheadPhase = async (phase: string, seconds: number): Promise<OverheadResult> => {
       const end = sampler!.phase(phase);
       const [offBefore, onBefore] = await Promise.all([botStats(offUrl), botStats(onUrl)]);

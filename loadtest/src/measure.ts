@@ -144,6 +144,12 @@ export interface Sample {
   t: number;
   offRequests: number | undefined;
   onRequests: number | undefined;
+  /** Requests of the capture-off twin (full runs); undefined without one. */
+  twinRequests: number | undefined;
+  /** process.cpuUsage() (user + system, µs) of each bot. */
+  offCpuUs: number | undefined;
+  onCpuUs: number | undefined;
+  twinCpuUs: number | undefined;
   queueDepth: number | undefined;
   inFlight: number | undefined;
   spoolBytes: number | undefined;
@@ -163,6 +169,7 @@ export class Sampler {
     private readonly botOff: string,
     private readonly botOn: string,
     private readonly ingestMetrics: () => string | undefined,
+    private readonly botTwin?: string,
   ) {}
 
   now(): number {
@@ -187,9 +194,10 @@ export class Sampler {
     this.busy = true;
     try {
       const t = this.now();
-      const [off, on, events] = await Promise.all([
+      const [off, on, twin, events] = await Promise.all([
         botStats(this.botOff).catch(() => undefined),
         botStats(this.botOn).catch(() => undefined),
+        this.botTwin === undefined ? undefined : botStats(this.botTwin).catch(() => undefined),
         (async () => {
           const address = this.ingestMetrics();
           return address === undefined ? undefined : ingestEventsTotal(address);
@@ -199,6 +207,10 @@ export class Sampler {
         t,
         offRequests: off?.requests,
         onRequests: on?.requests,
+        twinRequests: twin?.requests,
+        offCpuUs: cpuUs(off),
+        onCpuUs: cpuUs(on),
+        twinCpuUs: cpuUs(twin),
         queueDepth: on?.sdk?.queueDepth,
         inFlight: on?.sdk?.inFlight,
         spoolBytes: on?.sdk?.spoolBytes,
@@ -213,4 +225,38 @@ export class Sampler {
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
   }
+}
+
+function cpuUs(stats: BotStats | undefined): number | undefined {
+  return stats === undefined ? undefined : stats.cpuUserUs + stats.cpuSystemUs;
+}
+
+/**
+ * CPU per request of one bot in consecutive windows of about `windowS` seconds:
+ * [end of window (s), µs per request]. A window without requests or with a missing sample
+ * (a bot that did not answer /stats) yields no point.
+ */
+export function cpuPerRequestSeries(
+  samples: readonly Sample[],
+  cpu: (s: Sample) => number | undefined,
+  requests: (s: Sample) => number | undefined,
+  windowS: number,
+): [number, number][] {
+  const out: [number, number][] = [];
+  let start: Sample | undefined;
+  for (const sample of samples) {
+    if (cpu(sample) === undefined || requests(sample) === undefined) {
+      start = undefined;
+      continue;
+    }
+    if (start === undefined) {
+      start = sample;
+      continue;
+    }
+    if (sample.t - start.t < windowS) continue;
+    const served = requests(sample)! - requests(start)!;
+    if (served > 0) out.push([sample.t, (cpu(sample)! - cpu(start)!) / served]);
+    start = sample;
+  }
+  return out;
 }

@@ -8,7 +8,7 @@ import { parseChatRequest, threadCpuUs, type BotStats } from "./bot/chat-bot.js"
 import { modelLatencyMs, seededRandom, tokenize } from "./bot/model.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { budgetViolations } from "./load-test.js";
-import { cpuWindow, overheadOf, type CpuWindow } from "./measure.js";
+import { cpuPerRequestSeries, cpuWindow, overheadOf, type CpuWindow, type Sample } from "./measure.js";
 import { lineChart, niceTicks } from "./svg.js";
 
 test("parseChatRequest names the bad field", () => {
@@ -150,6 +150,54 @@ test("a bot's CPU window splits into the main thread and the rest, where Linux t
   const unknown = cpuWindow(stats(100, 50_000, null), stats(300, 250_000, null));
   assert.equal(unknown.cpuUsPerRequest, 1000);
   assert.ok(Number.isNaN(unknown.mainThreadCpuUsPerRequest), "no main-thread figure off Linux");
+});
+
+test("CPU per request over time: one point per window, none across a missing sample or an idle window", () => {
+  const sample = (t: number, requests: number | undefined, cpuUs: number | undefined): Sample => ({
+    t,
+    offRequests: requests,
+    onRequests: undefined,
+    twinRequests: undefined,
+    offCpuUs: cpuUs,
+    onCpuUs: undefined,
+    twinCpuUs: undefined,
+    queueDepth: undefined,
+    inFlight: undefined,
+    spoolBytes: undefined,
+    acked: undefined,
+    ingestEvents: undefined,
+  });
+  const samples = [
+    sample(0, 0, 0),
+    sample(5, 50, 40_000),
+    sample(10, 100, 80_000), // window 0-10 s: 100 requests, 80 ms -> 800 µs each
+    sample(20, 200, 190_000), // window 10-20 s: 100 requests, 110 ms -> 1100 µs each
+    sample(25, undefined, undefined), // the bot did not answer: the window restarts after it
+    sample(26, 300, 300_000),
+    sample(36, 300, 310_000), // no requests in 26-36 s: no point
+    sample(46, 400, 360_000), // window 36-46 s: 100 requests, 50 ms -> 500 µs each
+  ];
+  const points = cpuPerRequestSeries(
+    samples,
+    (s) => s.offCpuUs,
+    (s) => s.offRequests,
+    10,
+  );
+  assert.deepEqual(points, [
+    [10, 800],
+    [20, 1100],
+    [46, 500],
+  ]);
+  assert.deepEqual(
+    cpuPerRequestSeries(
+      samples,
+      (s) => s.onCpuUs,
+      (s) => s.onRequests,
+      10,
+    ),
+    [],
+    "no points for a bot never sampled",
+  );
 });
 
 test("charts are well-formed SVG with round ticks", () => {

@@ -3,11 +3,14 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { BUDGET_PCT, type LoadTestOutcome } from "./load-test.js";
-import type { OverheadResult, Sample } from "./measure.js";
+import { cpuPerRequestSeries, type OverheadResult, type Sample } from "./measure.js";
 import { lineChart, type Band, type Series } from "./svg.js";
 
 const OFF_COLOR = "#1f77b4";
 const ON_COLOR = "#d62728";
+const TWIN_COLOR = "#7f7f7f";
+/** Window of the CPU-per-request-over-time chart: 400–600 requests per bot at the runs' rates. */
+const CPU_WINDOW_S = 10;
 
 const round = (value: number, digits = 2): number | null =>
   Number.isFinite(value) ? Number(value.toFixed(digits)) : null;
@@ -214,6 +217,8 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     "",
     "![SDK backlog](backlog.svg)",
     "",
+    "![bot CPU per request over time](cpu-per-request.svg)",
+    "",
     "## Method",
     "",
     "Two bot processes (capture off, capture on) run side by side and k6 drives both at one",
@@ -313,6 +318,30 @@ export function writeReport(outDir: string, outcome: LoadTestOutcome): void {
       yLabel: "events/s",
       bands,
       series: [{ name: "ingest events/s", color: "#9467bd", points: rate(samples, (s) => s.ingestEvents) }],
+    }),
+  );
+  const cpuPoints = (variant: "off" | "on" | "twin"): [number, number][] =>
+    cpuPerRequestSeries(
+      samples,
+      (s) => s[`${variant}CpuUs` as const],
+      (s) => s[`${variant}Requests` as const],
+      CPU_WINDOW_S,
+    );
+  const cpuSeries: Series[] = [
+    { name: "capture off", color: OFF_COLOR, points: cpuPoints("off") },
+    { name: "capture on", color: ON_COLOR, points: cpuPoints("on"), dashed: true },
+  ];
+  if (samples.some((s) => s.twinRequests !== undefined)) {
+    cpuSeries.push({ name: "capture-off twin (A/A)", color: TWIN_COLOR, points: cpuPoints("twin") });
+  }
+  writeFileSync(
+    join(outDir, "cpu-per-request.svg"),
+    lineChart({
+      title: `Bot CPU per request over time (${CPU_WINDOW_S} s windows)`,
+      xLabel: "seconds since start",
+      yLabel: "CPU µs per request",
+      bands,
+      series: cpuSeries,
     }),
   );
   writeFileSync(
