@@ -7,7 +7,7 @@ import { accuracyOf } from "./accuracy.js";
 import { parseChatRequest, threadCpuUs, type BotStats } from "./bot/chat-bot.js";
 import { modelLatencyMs, seededRandom, tokenize } from "./bot/model.js";
 import { FaultProxy } from "./fault-proxy.js";
-import { budgetViolations } from "./load-test.js";
+import { budgetViolations, otherTargetMisses } from "./load-test.js";
 import { cpuPerRequestSeries, cpuWindow, overheadOf, type CpuWindow, type Sample } from "./measure.js";
 import { lineChart, niceTicks } from "./svg.js";
 
@@ -125,6 +125,23 @@ test("the budget check flags CPU and p95 over 5%, failed requests and missing ev
   assert.match(violations.join("\n"), /6\.00% to p95/);
   assert.match(violations.join("\n"), /30\.00% to CPU per request/);
   assert.match(violations.join("\n"), /2 requests failed/);
+});
+
+test("other targets: ingest's k6 thresholds, freshness probes never found, freshness p95 over 1 s", () => {
+  const fresh = Array.from({ length: 100 }, (_, i) => 10 + i); // p95 about 105 ms
+  assert.deepEqual(otherTargetMisses(0, { samplesMs: fresh, timedOut: 0 }), []);
+  assert.deepEqual(otherTargetMisses(0, undefined), [], "no index: freshness not measured, not a miss");
+  const slow = Array.from({ length: 100 }, (_, i) => (i < 90 ? 100 : 1_200));
+  const misses = otherTargetMisses(99, { samplesMs: slow, timedOut: 2 });
+  assert.equal(misses.length, 3, misses.join("; "));
+  assert.match(misses[0]!, /ingest gRPC: k6 exited with 99/);
+  assert.match(misses[1]!, /2 acknowledged probe events were not searchable within 10 s/);
+  assert.match(misses[2]!, /freshness: p95 1200 ms from ack to searchable \(target 1000 ms\)/);
+  assert.deepEqual(
+    otherTargetMisses(0, { samplesMs: [], timedOut: 5 }),
+    ["freshness: 5 acknowledged probe events were not searchable within 10 s"],
+    "no probe found at all: the timeouts say so, no p95 of nothing",
+  );
 });
 
 test("a bot's CPU window splits into the main thread and the rest, where Linux tells", () => {
