@@ -89,7 +89,13 @@ test("MinIO down for 30 s under steady load: ingest keeps acking, nothing is los
   assert.equal(stats.acked, captured, "ingest acknowledged every event while MinIO was down");
   assert.equal(stats.dropped, 0);
   assert.ok(maxArchiveLag > 100, "the archive's backlog grew while MinIO was down");
-  assert.ok(maxIndexLag < 100, "the index kept up meanwhile");
+  // The index ships on its own loop: a stalled one would fall behind as the archive did
+  // (~100 events a second, thousands by the end). A second or two of lag (up to 180 records
+  // seen in CI on this 2-core machine) is scheduling, not a stall.
+  assert.ok(
+    maxIndexLag < 500,
+    `the index kept up meanwhile: its lag peaked at ${maxIndexLag} records (archive ${maxArchiveLag})`,
+  );
 
   const drainStarted = Date.now();
   assert.ok(await eventually(async () => (await lag("archive")) === 0, 60_000), "the archive backlog drains");
