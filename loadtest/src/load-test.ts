@@ -455,7 +455,6 @@ export async function runLoadTest(options: {
   }
 }
 
-/** Every way this run missed its budget, in words; empty when it passed. */
 /** DESIGN.md's freshness target: an acknowledged event is searchable within 1 s (p95). */
 export const FRESHNESS_P95_TARGET_MS = 1_000;
 
@@ -485,6 +484,7 @@ export function otherTargetMisses(
   return misses;
 }
 
+/** Every way this run missed its budget, in words; empty when it passed. */
 export function budgetViolations(
   overhead: OverheadResult,
   degraded: readonly DegradedResult[],
