@@ -40,7 +40,7 @@ export interface CpuWindow {
 /** The difference between two stats snapshots of one bot. */
 export function cpuWindow(before: BotStats, after: BotStats): CpuWindow {
   const requests = after.requests - before.requests;
-  const cpuUs = after.cpuUserUs + after.cpuSystemUs - (before.cpuUserUs + before.cpuSystemUs);
+  const cpuUs = processCpuUs(after) - processCpuUs(before);
   const mainUs =
     before.mainThreadCpuUs === null || after.mainThreadCpuUs === null
       ? Number.NaN
@@ -208,9 +208,9 @@ export class Sampler {
         offRequests: off?.requests,
         onRequests: on?.requests,
         twinRequests: twin?.requests,
-        offCpuUs: cpuUs(off),
-        onCpuUs: cpuUs(on),
-        twinCpuUs: cpuUs(twin),
+        offCpuUs: off === undefined ? undefined : processCpuUs(off),
+        onCpuUs: on === undefined ? undefined : processCpuUs(on),
+        twinCpuUs: twin === undefined ? undefined : processCpuUs(twin),
         queueDepth: on?.sdk?.queueDepth,
         inFlight: on?.sdk?.inFlight,
         spoolBytes: on?.sdk?.spoolBytes,
@@ -227,8 +227,9 @@ export class Sampler {
   }
 }
 
-function cpuUs(stats: BotStats | undefined): number | undefined {
-  return stats === undefined ? undefined : stats.cpuUserUs + stats.cpuSystemUs;
+/** process.cpuUsage() of a bot, user + system, in µs. */
+function processCpuUs(stats: BotStats): number {
+  return stats.cpuUserUs + stats.cpuSystemUs;
 }
 
 /**
