@@ -98,7 +98,13 @@ export function minioAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
   }
 }
 
-/** Parses `[--short|--full] [--out DIR]`; throws naming the bad flag. */
+/** Where the capturing bot's SDK delivers under these bot flags: the bot's default is its own (main) thread. */
+export function sdkThreadOf(sdkFlags: readonly string[]): "main" | "worker" {
+  const at = sdkFlags.indexOf("--sdk-thread");
+  return at >= 0 && sdkFlags[at + 1] === "worker" ? "worker" : "main";
+}
+
+/** Parses `[--short|--full] [--out DIR] [--sdk-… SDK settings]`; throws naming the bad flag. */
 export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
   const { values } = parseArgs({
     args: [...argv],
@@ -108,6 +114,7 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
       out: { type: "string" },
       "sdk-flush-interval-ms": { type: "string" },
       "sdk-batch-max-events": { type: "string" },
+      "sdk-thread": { type: "string" },
     },
     strict: true,
   });
@@ -120,6 +127,12 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
     if (!/^[1-9][0-9]*$/.test(value))
       throw new Error(`--sdk-${name} must be a positive integer, got "${value}"`);
     sdkFlags.push(`--${name}`, value);
+  }
+  const thread = values["sdk-thread"];
+  if (thread !== undefined) {
+    if (thread !== "main" && thread !== "worker")
+      throw new Error(`--sdk-thread must be main or worker, got "${thread}"`);
+    sdkFlags.push("--sdk-thread", thread);
   }
   return { profile, outDir: values.out, k6Path: locateK6(env), sdkFlags };
 }

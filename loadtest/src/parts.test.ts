@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { accuracyOf } from "./accuracy.js";
 import { parseChatRequest, threadCpuUs, type BotStats } from "./bot/chat-bot.js";
 import { modelLatencyMs, seededRandom, tokenize } from "./bot/model.js";
+import { loadRunConfig, sdkThreadOf } from "./config.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { budgetViolations, otherTargetMisses } from "./load-test.js";
 import { cpuPerRequestSeries, cpuWindow, overheadOf, type CpuWindow, type Sample } from "./measure.js";
@@ -22,6 +23,24 @@ test("parseChatRequest names the bad field", () => {
   );
   assert.equal(parseChatRequest(JSON.stringify({ ...good, turn: 1.5 })), "turn: expected an integer >= 0");
   assert.equal(parseChatRequest(JSON.stringify({ ...good, turn: 2 })), "turn: 2 is not below turns (2)");
+});
+
+test("run flags: SDK settings reach the bot's flags, the SDK thread defaults to the bot's own, bad values are named", () => {
+  const env = { K6_BIN: process.execPath };
+  const main = loadRunConfig(["--short"], env);
+  assert.deepEqual(main.sdkFlags, []);
+  assert.equal(sdkThreadOf(main.sdkFlags), "main");
+  const worker = loadRunConfig(["--sdk-thread", "worker", "--sdk-flush-interval-ms", "250"], env);
+  assert.deepEqual(worker.sdkFlags, ["--flush-interval-ms", "250", "--sdk-thread", "worker"]);
+  assert.equal(sdkThreadOf(worker.sdkFlags), "worker");
+  assert.throws(
+    () => loadRunConfig(["--sdk-thread", "both"], env),
+    /--sdk-thread must be main or worker, got "both"/,
+  );
+  assert.throws(
+    () => loadRunConfig(["--sdk-batch-max-events", "0"], env),
+    /--sdk-batch-max-events must be a positive integer/,
+  );
 });
 
 test("model latency is log-normal around p50 40 ms / p95 120 ms, and seeded", () => {

@@ -2,6 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+import { sdkThreadOf } from "./config.js";
 import { BUDGET_PCT, type LoadTestOutcome } from "./load-test.js";
 import { cpuPerRequestSeries, type OverheadResult, type Sample } from "./measure.js";
 import { lineChart, type Band, type Series } from "./svg.js";
@@ -50,6 +51,7 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
     target_misses: outcome.targetMisses,
     profile: outcome.profile,
     sdk_flags: outcome.sdkFlags,
+    sdk_thread: sdkThreadOf(outcome.sdkFlags),
     started_at: outcome.startedAt,
     seconds: round(outcome.seconds, 1),
     cores: outcome.cores,
@@ -132,7 +134,8 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     "",
     `**${outcome.passed ? "PASSED" : "FAILED"}** the under-${BUDGET_PCT}% overhead budget` +
       ` (${fmt(outcome.seconds, 0)} s on ${outcome.cores} cores; capturing bot's SDK settings: ` +
-      `${outcome.sdkFlags.length === 0 ? "the SDK's defaults" : outcome.sdkFlags.join(" ")}).`,
+      `${outcome.sdkFlags.length === 0 ? "the SDK's defaults" : outcome.sdkFlags.join(" ")}; ` +
+      `delivery ${sdkThreadOf(outcome.sdkFlags) === "main" ? "on the bot's thread (SessionTrackClient)" : "in a worker thread (WorkerSessionTrackClient)"}).`,
     "",
     ...(outcome.targetMisses.length > 0
       ? ["Other thresholds missed:", "", ...outcome.targetMisses.map((v) => `- ${v}`), ""]

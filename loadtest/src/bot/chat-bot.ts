@@ -1,7 +1,7 @@
 // The reference bot: an HTTP chat endpoint doing what a real bot does per turn (parse the
 // request, assemble a prompt from the history it keeps, call a model, answer), capturing
 // every turn with @sessiontrack/client when capture is on.
-import type { SessionCapture, SessionTrackClient } from "@sessiontrack/client";
+import type { CaptureClient, SessionCapture } from "@sessiontrack/client";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 
@@ -61,7 +61,7 @@ export interface BotStats {
   captureAttempted: number;
   /** Acknowledgements ingest sent the SDK, repeats included (distinct ids: GET /acked-ids). */
   acksReceived: number;
-  sdk: ReturnType<SessionTrackClient["stats"]> | null;
+  sdk: ReturnType<CaptureClient["stats"]> | null;
 }
 
 /** CPU time of the calling thread from /proc/thread-self/schedstat (ns → µs), or null off Linux. */
@@ -141,7 +141,7 @@ export class ChatBot {
    * (repeats included: a replay after an outage acks an id again) and every captured session.
    */
   constructor(
-    private readonly client: SessionTrackClient | undefined,
+    private readonly client: CaptureClient | undefined,
     private readonly records?: { acked: IdLog; sessions: IdLog },
   ) {}
 

@@ -1,10 +1,13 @@
 // Entry point of the reference bot process:
 //   node loadtest/dist/bot/main.js --capture on|off [--target HOST:PORT --api-key-file FILE]
-//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR] [--record-dir DIR]
+//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR] [--record-dir DIR] [--sdk-thread main|worker]
 // --record-dir: where a capturing bot writes the acknowledged event ids and captured session
 // ids it serves on GET /acked-ids and /sessions (default: a temporary directory, removed on exit).
+// --sdk-thread: where the SDK delivers: "main" (SessionTrackClient, on the bot's own thread; the
+// default) or "worker" (WorkerSessionTrackClient; see loadtest/README.md for what each costs).
 // Prints one JSON line {"msg":"bot serving","address":…} once it listens.
-import { SessionTrackClient } from "@sessiontrack/client";
+import { SessionTrackClient, WorkerSessionTrackClient } from "@sessiontrack/client";
+import type { CaptureClient } from "@sessiontrack/client";
 import { parseHostPort } from "@sessiontrack/runtime";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +32,7 @@ const { values } = parseArgs({
     "bot-id": { type: "string", default: "reference-bot" },
     "spool-dir": { type: "string" },
     "record-dir": { type: "string" },
+    "sdk-thread": { type: "string", default: "main" },
     // SDK settings, to study what capture costs under each (defaults: the SDK's own).
     "flush-interval-ms": { type: "string" },
     "batch-max-events": { type: "string" },
@@ -48,7 +52,9 @@ function sdkNumber(flag: keyof typeof values, option: string): Record<string, nu
 }
 
 if (values.capture !== "on" && values.capture !== "off") fail("--capture must be on or off");
-let client: SessionTrackClient | undefined;
+if (values["sdk-thread"] !== "main" && values["sdk-thread"] !== "worker")
+  fail(`--sdk-thread must be main or worker, got "${values["sdk-thread"]}"`);
+let client: CaptureClient | undefined;
 // onAck fires only after the first batch is acked, long after the bot below exists.
 const ackSink: { bot?: ChatBot } = {};
 if (values.capture === "on") {
@@ -60,7 +66,8 @@ if (values.capture === "on") {
   } catch (err) {
     fail(`--api-key-file ${values["api-key-file"]}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  client = new SessionTrackClient({
+  const Client = values["sdk-thread"] === "worker" ? WorkerSessionTrackClient : SessionTrackClient;
+  client = new Client({
     target: values.target,
     apiKey,
     botId: values["bot-id"],

@@ -2,16 +2,22 @@ import * as grpc from "@grpc/grpc-js";
 import { ConfigError, InvalidEventError } from "@sessiontrack/errors";
 import type { CaptureConfig } from "@sessiontrack/proto";
 import { existsSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { callBack } from "./callbacks.js";
 import { CaptureConfigWatcher } from "./config-watcher.js";
 import { CAPTURE_SAMPLE_EVERY, CostMeter } from "./cost-meter.js";
 import { asError, DeliveryPipeline, newDeliveryCounters } from "./delivery.js";
 import type { DeliveryReporter, DeliverySettings } from "./delivery.js";
 import { IngestRoutes } from "./ingest-routes.js";
-import { decideCapture } from "./sampling.js";
-import { RecordedKind, recordedPayload, SessionRecorder } from "./session-capture.js";
+import {
+  decideSession,
+  newSessionState,
+  RecordedKind,
+  recordedPayload,
+  SessionRecorder,
+} from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
+import { positive, requiredString, spoolDirOf } from "./options.js";
 import { DiskSpool } from "./spool.js";
 import type {
   CaptureInput,
@@ -25,13 +31,7 @@ import { EventEncoder } from "./event-encoder.js";
 import { eventIdOf } from "./wire.js";
 
 function ackReporter(onAck: (eventIds: readonly string[]) => void): (frames: readonly Uint8Array[]) => void {
-  return (frames) => {
-    try {
-      onAck(frames.map(eventIdOf));
-    } catch {
-      // A throwing callback must not reach the bot or stop delivery.
-    }
-  };
+  return (frames) => callBack(onAck, frames.map(eventIdOf));
 }
 
 /** SDK name and version sent with WatchConfig. */
@@ -72,23 +72,6 @@ interface FlushWaiter {
   resolve: (result: FlushResult) => void;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!(typeof value === "number" && value > 0 && Number.isFinite(value))) {
-    throw new ConfigError(
-      `SessionTrackClient option ${name} must be a positive number, got ${String(value)}`,
-    );
-  }
-  return value;
-}
-
-function requiredString(name: string, value: unknown): string {
-  if (typeof value !== "string" || value === "") {
-    throw new ConfigError(`SessionTrackClient option ${name} must be a non-empty string`);
-  }
-  return value;
-}
-
 /**
  * The capture SDK. `capture()` and the session helpers only stamp ids and push to memory;
  * a background loop batches events over `IngestService.Stream`, spills to a disk spool
@@ -104,8 +87,8 @@ export class SessionTrackClient {
   private readonly onDrop: SessionTrackClientOptions["onDrop"];
   private readonly onError: SessionTrackClientOptions["onError"];
   private readonly grpcClient: grpc.Client;
-  private readonly meter = new CostMeter();
-  private readonly counters = newDeliveryCounters();
+  protected readonly meter = new CostMeter();
+  protected readonly counters = newDeliveryCounters();
   private readonly routes: IngestRoutes;
   private readonly watcher: CaptureConfigWatcher | undefined;
   private readonly sessions = new Map<string, SessionState>();
@@ -139,8 +122,7 @@ export class SessionTrackClient {
     this.onError = options.onError;
     const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS);
     this.takeAfterMs = flushIntervalMs * TAKE_AFTER_SHARE;
-    const spoolDir =
-      options.spoolDir ?? join(tmpdir(), "sessiontrack-spool", this.botId.replace(/[^A-Za-z0-9._-]/g, "_"));
+    const spoolDir = spoolDirOf(options, this.botId);
     const spoolMaxBytes = positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3);
     const spool = new DiskSpool(spoolDir, spoolMaxBytes);
     try {
@@ -406,6 +388,11 @@ export class SessionTrackClient {
   private takeAccounted(): void {
     const start = process.hrtime.bigint();
     this.takeNoted();
+    this.accountBackground(start);
+  }
+
+  /** Counts background work that ran from `start` (hrtime) until now against the CPU budget. */
+  protected accountBackground(start: bigint): void {
     this.routes.stable.account(start);
   }
 
@@ -442,15 +429,20 @@ export class SessionTrackClient {
     this.updateTakeAfter();
   }
 
+  /** How many capture calls fill a batch (see {@link updateTakeAfter}). */
+  protected get callsPerBatch(): number {
+    return this.takeAfterSlots / NOTE_SLOTS;
+  }
+
   /** How many noted calls fill a batch, from its limits and the stable lane's average event size. */
-  private updateTakeAfter(): void {
+  protected updateTakeAfter(): void {
     const { batchMaxEvents, batchMaxBytes } = this.settings;
     const fillBatch = Math.floor(batchMaxBytes / this.routes.stable.averageEventBytes);
     this.takeAfterSlots = NOTE_SLOTS * Math.max(1, Math.min(batchMaxEvents, fillBatch));
   }
 
   /** Counts and reports a capture call that could not be taken. */
-  private rejectCapture(err: unknown): void {
+  protected rejectCapture(err: unknown): void {
     this.counters.rejected++;
     this.reportDrop(1, "rejected");
     this.reportError(
@@ -468,7 +460,7 @@ export class SessionTrackClient {
    * The session's sampling decision and lane (cached per session) and its constant fields;
    * the payload and seq wait for {@link encodeCaptured}.
    */
-  private enqueue(
+  protected enqueue(
     known: SessionState | undefined,
     input: CaptureInput | undefined,
     kind: RecordedKind,
@@ -511,7 +503,7 @@ export class SessionTrackClient {
    * Forgets an ended session, so its id used again starts a new session (seq from 1);
    * a newer session already under that id is kept.
    */
-  private forgetEnded(state: SessionState): void {
+  protected forgetEnded(state: SessionState): void {
     if (this.sessions.get(state.sessionId) === state) this.sessions.delete(state.sessionId);
   }
 
@@ -624,37 +616,14 @@ export class SessionTrackClient {
   }
 
   private decide(state: SessionState): boolean {
-    if (state.decidedUnder !== this.configGeneration) {
-      state.captured = decideCapture(this.currentConfig, {
-        sessionId: state.sessionId,
-        botId: this.botId,
-        userId: state.userId,
-        userGroups: state.userGroups,
-      });
-      state.decidedUnder = this.configGeneration;
-    }
-    return state.captured;
+    return decideSession(state, this.currentConfig, this.configGeneration, this.botId);
   }
 
-  private sessionState(sessionId: string): SessionState {
+  protected sessionState(sessionId: string): SessionState {
     let state = this.sessions.get(sessionId);
     if (state !== undefined) return state;
     if (this.sessions.size >= MAX_TRACKED_SESSIONS) this.evictOldestSessions();
-    state = {
-      sessionId,
-      seq: 0,
-      captured: true,
-      decidedUnder: -1,
-      toCanary: false,
-      laneDecided: false,
-      userId: undefined,
-      userGroups: undefined,
-      labels: undefined,
-      sessionField: undefined,
-      tail: undefined,
-      tailUserId: undefined,
-      tailLabels: undefined,
-    };
+    state = newSessionState(sessionId);
     this.sessions.set(sessionId, state);
     return state;
   }
@@ -668,7 +637,7 @@ export class SessionTrackClient {
     }
   }
 
-  private applyConfig(config: CaptureConfig): void {
+  protected applyConfig(config: CaptureConfig): void {
     // Calls made under the old config are decided (sampling, lane) under it.
     this.takeNoted();
     this.currentConfig = config;
@@ -690,20 +659,10 @@ export class SessionTrackClient {
   }
 
   private reportDrop(count: number, reason: DropReason): void {
-    if (this.onDrop === undefined) return;
-    try {
-      this.onDrop({ count, reason });
-    } catch {
-      // A throwing callback must not reach the bot or stop delivery.
-    }
+    callBack(this.onDrop, { count, reason });
   }
 
   private reportError(err: Error): void {
-    if (this.onError === undefined) return;
-    try {
-      this.onError(err);
-    } catch {
-      // Same as above.
-    }
+    callBack(this.onError, err);
   }
 }

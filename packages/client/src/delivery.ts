@@ -57,6 +57,8 @@ interface InFlightBatch {
   indexes: number[];
 }
 
+/** What an encoded event is assumed to weigh until events have been measured. */
+export const INITIAL_AVERAGE_EVENT_BYTES = 1024;
 /** Keeps every StreamRequest under gRPC's default 4 MiB message limit. */
 export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
 const BACKOFF_BASE_MS = 50;
@@ -86,7 +88,7 @@ export class DeliveryPipeline {
   /** Encoded events waiting to be sent. */
   queue: Uint8Array[] = [];
   /** Running average size of an encoded event, to tell a byte-full batch before encoding it. */
-  private averageFrameBytes = 1024;
+  private averageFrameBytes = INITIAL_AVERAGE_EVENT_BYTES;
   /** Bytes of the frames in {@link queue}. */
   private queueBytes = 0;
   private readonly inFlight = new Map<number, InFlightBatch>();

@@ -3,11 +3,13 @@
  * @packageDocumentation
  */
 export { SessionTrackClient, CLIENT_VERSION } from "./client.js";
+export { WorkerSessionTrackClient } from "./worker-client.js";
 export { cohortHash, decideCapture, inCohort } from "./sampling.js";
 export type { CaptureContext } from "./sampling.js";
 export { uuidv7 } from "./uuidv7.js";
 export type {
   AssistantMessageInput,
+  CaptureClient,
   CaptureInput,
   ClientStats,
   DeepPartial,

@@ -1,5 +1,6 @@
 import { EndReason, Role } from "@sessiontrack/proto";
-import type { Part } from "@sessiontrack/proto";
+import type { CaptureConfig, Part } from "@sessiontrack/proto";
+import { decideCapture } from "./sampling.js";
 import type { AssistantMessageInput, CaptureInput, DeepPartial, SessionCapture } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
@@ -26,6 +27,47 @@ export interface SessionState {
   tail: Uint8Array | undefined;
   tailUserId: string | undefined;
   tailLabels: Record<string, string> | undefined;
+}
+
+/** A session's state before its first event: nothing decided, nothing encoded. */
+export function newSessionState(sessionId: string): SessionState {
+  return {
+    sessionId,
+    seq: 0,
+    captured: true,
+    decidedUnder: -1,
+    toCanary: false,
+    laneDecided: false,
+    userId: undefined,
+    userGroups: undefined,
+    labels: undefined,
+    sessionField: undefined,
+    tail: undefined,
+    tailUserId: undefined,
+    tailLabels: undefined,
+  };
+}
+
+/**
+ * The session's sampling decision under `config`, cached on the state until the config
+ * generation changes (the cohort hash keeps it sticky).
+ */
+export function decideSession(
+  state: SessionState,
+  config: CaptureConfig | undefined,
+  generation: number,
+  botId: string,
+): boolean {
+  if (state.decidedUnder !== generation) {
+    state.captured = decideCapture(config, {
+      sessionId: state.sessionId,
+      botId,
+      userId: state.userId,
+      userGroups: state.userGroups,
+    });
+    state.decidedUnder = generation;
+  }
+  return state.captured;
 }
 
 type Payload = CaptureInput["payload"];

@@ -1,5 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { EndReason, Event } from "@sessiontrack/proto";
+import type { CaptureConfig, EndReason, Event } from "@sessiontrack/proto";
 
 /** Why events were given up; every drop is counted in {@link ClientStats} and reported. */
 export type DropReason = "spool_full" | "rejected" | "closed";
@@ -169,4 +169,21 @@ export interface AssistantMessageInput {
   usage?: { inputTokens: number; outputTokens: number };
   latencyMs?: number;
   finishReason?: string;
+}
+
+/**
+ * What a bot uses of a capture client; both {@link SessionTrackClient} (delivery on the
+ * bot's thread) and {@link WorkerSessionTrackClient} (delivery in a worker thread) offer it.
+ */
+export interface CaptureClient {
+  /** The capture configuration in force; undefined until WatchConfig delivered one. */
+  readonly config: CaptureConfig | undefined;
+  capture(event: CaptureInput): void;
+  session(
+    sessionId: string,
+    opts?: { userId?: string; userGroups?: string[]; labels?: Record<string, string> },
+  ): SessionCapture;
+  flush(timeoutMs?: number): Promise<FlushResult>;
+  close(timeoutMs?: number): Promise<void>;
+  stats(): ClientStats;
 }

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CaptureConfig, Event } from "@sessiontrack/proto";
 import { SessionTrackClient } from "../client.js";
-import type { DropNotice, SessionTrackClientOptions } from "../types.js";
+import type { CaptureClient, DropNotice, SessionTrackClientOptions } from "../types.js";
+import { WorkerSessionTrackClient } from "../worker-client.js";
 import { FakeIngest } from "./fake-ingest.js";
 
 /** What node:test's context offers that the harness needs. */
@@ -14,12 +15,23 @@ interface TestContextLike {
 /** A client wired to a fixture, with everything it reported. */
 export interface Harness {
   fake: FakeIngest;
-  client: SessionTrackClient;
+  client: CaptureClient;
   spoolDir: string;
   drops: DropNotice[];
   errors: Error[];
   /** Another client on the same fixture and (by default) the same spool directory. */
-  newClient(overrides?: Partial<SessionTrackClientOptions>): SessionTrackClient;
+  newClient(overrides?: Partial<SessionTrackClientOptions>): CaptureClient;
+}
+
+let clientClass: typeof SessionTrackClient | typeof WorkerSessionTrackClient = SessionTrackClient;
+
+/**
+ * Makes every harness of this process build a {@link WorkerSessionTrackClient} (delivery in
+ * a worker thread) instead of a {@link SessionTrackClient}; client.worker.test.ts runs the
+ * client suites again this way.
+ */
+export function useWorkerClients(): void {
+  clientClass = WorkerSessionTrackClient;
 }
 
 /** Starts a fixture and a client on a fresh spool directory; both are torn down after the test. */
@@ -32,9 +44,9 @@ export async function startHarness(
   const spoolDir = mkdtempSync(join(tmpdir(), "st-client-"));
   const drops: DropNotice[] = [];
   const errors: Error[] = [];
-  const clients: SessionTrackClient[] = [];
-  const newClient = (more: Partial<SessionTrackClientOptions> = {}): SessionTrackClient => {
-    const client = new SessionTrackClient({
+  const clients: CaptureClient[] = [];
+  const newClient = (more: Partial<SessionTrackClientOptions> = {}): CaptureClient => {
+    const client = new clientClass({
       target: ingest.target,
       apiKey: ingest.key,
       botId: "test-bot",
