@@ -42,3 +42,18 @@ test("a busy window reports capture time over the rest of the process's CPU, onc
   heavy.recordBackground(process.hrtime.bigint());
   assert.equal(heavy.takeOverheadReport(), 100);
 });
+
+test("work measured on another thread (a worker client posting) counts in the overhead report", async () => {
+  const measure = async (foreignNs: number): Promise<number> => {
+    const meter = new CostMeter();
+    burnCpu(150);
+    for (let i = 0; i < 10; i++) meter.recordCapture(10_000n);
+    meter.recordForeignWork(foreignNs);
+    await sleep(1000);
+    assert.equal(meter.recordBackground(process.hrtime.bigint()), true, "the window closed");
+    return meter.takeOverheadReport() ?? Number.NaN;
+  };
+  const without = await measure(0);
+  const withPosting = await measure(40_000_000); // 40 ms of posting
+  assert.ok(withPosting > without + 10, `with 40 ms of posting ${withPosting}%, without ${without}%`);
+});

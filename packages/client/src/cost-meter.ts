@@ -42,6 +42,14 @@ export class CostMeter {
     this.windowSamples++;
   }
 
+  /**
+   * Records capture work measured on another thread (a worker client's bot thread posting
+   * its noted calls), so the overhead report counts it with the sampled capture calls.
+   */
+  recordForeignWork(ns: number): void {
+    this.windowCaptureNs += ns;
+  }
+
   /** Records background work that ran from `startNs` until now; true when a window just closed. */
   recordBackground(startNs: bigint): boolean {
     const now = process.hrtime.bigint();

@@ -93,6 +93,8 @@ export class WorkerSessionTrackClient implements CaptureClient {
   private postTimer: NodeJS.Timeout | undefined;
   private postImmediate: NodeJS.Immediate | undefined;
   private captureNs: number[] = [];
+  /** Time spent in postMessage (structured clone) not told to the worker yet, ns. */
+  private postNs = 0;
   private captureCalls = 0;
   private nextRef = 1;
   private posted = 0;
@@ -445,24 +447,32 @@ export class WorkerSessionTrackClient implements CaptureClient {
     this.noted = [];
     this.notedCalls = 0;
     this.captureNs = [];
+    const start = process.hrtime.bigint();
     try {
-      this.worker.postMessage({ t: "calls", calls, captureNs } satisfies ToWorker);
+      // The time of this post travels with the next one.
+      this.worker.postMessage({ t: "calls", calls, captureNs, postNs: this.postNs } satisfies ToWorker);
       this.posted += count;
+      this.postNs = 0;
     } catch {
       // Something structured clone refuses (a function, a symbol): post call by call, reject only those.
       this.postOneByOne(calls, captureNs);
     }
+    this.postNs += Number(process.hrtime.bigint() - start);
   }
 
   private postOneByOne(calls: unknown[], captureNs: number[]): void {
+    let timings = captureNs;
     for (let i = 0; i < calls.length; i += CALL_SLOTS) {
       const call = calls.slice(i, i + CALL_SLOTS);
       try {
         this.worker.postMessage({
           t: "calls",
           calls: call,
-          captureNs: i === 0 ? captureNs : [],
+          captureNs: timings,
+          postNs: this.postNs,
         } satisfies ToWorker);
+        timings = [];
+        this.postNs = 0;
         if (call[2] !== OPEN_SESSION) this.posted++;
       } catch (err) {
         const what = call[2] === OPEN_SESSION ? `session(${String(call[1])}) options` : "capture() event";

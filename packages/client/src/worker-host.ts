@@ -56,9 +56,10 @@ class HostedClient extends SessionTrackClient {
   }
 
   /** Takes posted capture calls into the pipelines, in the order they were made. */
-  take(calls: readonly unknown[], captureNs: readonly number[]): void {
+  take(calls: readonly unknown[], captureNs: readonly number[], postNs: number): void {
     const start = process.hrtime.bigint();
     for (const ns of captureNs) this.meter.recordCapture(BigInt(ns));
+    this.meter.recordForeignWork(postNs);
     const now = Date.now();
     for (let i = 0; i < calls.length; i += CALL_SLOTS) {
       const ref = calls[i] as number;
@@ -202,7 +203,7 @@ function serve(port: MessagePort, init: WorkerInit): void {
   port.on("message", (message: ToWorker) => {
     switch (message.t) {
       case "calls":
-        client.take(message.calls, message.captureNs);
+        client.take(message.calls, message.captureNs, message.postNs);
         break;
       case "apply":
         client.applyNow(message.config);

@@ -42,6 +42,8 @@ export type ToWorker =
       calls: unknown[];
       /** Sampled capture-call durations (ns) measured on the bot's thread, for the overhead report. */
       captureNs: number[];
+      /** Time (ns) the bot's thread spent posting earlier messages (structured clone), for the same report. */
+      postNs: number;
     }
   /** A config the worker reported, to apply now: every call noted before the bot's thread saw it was posted first. */
   | { t: "apply"; config: CaptureConfig }
