@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { callBack } from "./callbacks.js";
 import { CaptureConfigWatcher } from "./config-watcher.js";
 import { CAPTURE_SAMPLE_EVERY, CostMeter } from "./cost-meter.js";
-import { asError, DeliveryPipeline, newDeliveryCounters } from "./delivery.js";
+import { asError, DeliveryPipeline, eventsFillingBatch, newDeliveryCounters } from "./delivery.js";
 import type { DeliveryReporter, DeliverySettings } from "./delivery.js";
 import { IngestRoutes } from "./ingest-routes.js";
 import {
@@ -88,7 +88,7 @@ export class SessionTrackClient {
   private readonly onError: SessionTrackClientOptions["onError"];
   private readonly grpcClient: grpc.Client;
   protected readonly meter = new CostMeter();
-  protected readonly counters = newDeliveryCounters();
+  private readonly counters = newDeliveryCounters();
   private readonly routes: IngestRoutes;
   private readonly watcher: CaptureConfigWatcher | undefined;
   private readonly sessions = new Map<string, SessionState>();
@@ -233,10 +233,7 @@ export class SessionTrackClient {
     sessionId: string,
     opts: { userId?: string; userGroups?: string[]; labels?: Record<string, string> } = {},
   ): SessionCapture {
-    const state = this.sessionState(String(sessionId));
-    state.userId = opts.userId ?? state.userId;
-    state.userGroups = opts.userGroups ?? state.userGroups;
-    state.labels = opts.labels ?? state.labels;
+    const state = this.openSession(String(sessionId), opts);
     return new SessionRecorder(
       String(sessionId),
       state,
@@ -437,8 +434,8 @@ export class SessionTrackClient {
   /** How many noted calls fill a batch, from its limits and the stable lane's average event size. */
   protected updateTakeAfter(): void {
     const { batchMaxEvents, batchMaxBytes } = this.settings;
-    const fillBatch = Math.floor(batchMaxBytes / this.routes.stable.averageEventBytes);
-    this.takeAfterSlots = NOTE_SLOTS * Math.max(1, Math.min(batchMaxEvents, fillBatch));
+    this.takeAfterSlots =
+      NOTE_SLOTS * eventsFillingBatch(batchMaxEvents, batchMaxBytes, this.routes.stable.averageEventBytes);
   }
 
   /** Counts and reports a capture call that could not be taken. */
@@ -617,6 +614,18 @@ export class SessionTrackClient {
 
   private decide(state: SessionState): boolean {
     return decideSession(state, this.currentConfig, this.configGeneration, this.botId);
+  }
+
+  /** The session's state, with the options given to `session()` (each kept when not given). */
+  protected openSession(
+    sessionId: string,
+    opts: { userId?: string; userGroups?: string[]; labels?: Record<string, string> },
+  ): SessionState {
+    const state = this.sessionState(sessionId);
+    state.userId = opts.userId ?? state.userId;
+    state.userGroups = opts.userGroups ?? state.userGroups;
+    state.labels = opts.labels ?? state.labels;
+    return state;
   }
 
   protected sessionState(sessionId: string): SessionState {

@@ -59,6 +59,15 @@ interface InFlightBatch {
 
 /** What an encoded event is assumed to weigh until events have been measured. */
 export const INITIAL_AVERAGE_EVENT_BYTES = 1024;
+
+/** How many events of `averageEventBytes` fill a batch under its two limits (at least one). */
+export function eventsFillingBatch(
+  batchMaxEvents: number,
+  batchMaxBytes: number,
+  averageEventBytes: number,
+): number {
+  return Math.max(1, Math.min(batchMaxEvents, Math.floor(batchMaxBytes / averageEventBytes)));
+}
 /** Keeps every StreamRequest under gRPC's default 4 MiB message limit. */
 export const MAX_BATCH_BYTES = 3 * 1024 * 1024;
 const BACKOFF_BASE_MS = 50;

@@ -4,7 +4,7 @@ import { Worker } from "node:worker_threads";
 import { DEFAULT_BATCH_MAX_BYTES, DEFAULT_FLUSH_INTERVAL_MS } from "./client.js";
 import { callBack } from "./callbacks.js";
 import { CAPTURE_SAMPLE_EVERY, CostMeter } from "./cost-meter.js";
-import { asError, INITIAL_AVERAGE_EVENT_BYTES } from "./delivery.js";
+import { asError, eventsFillingBatch, INITIAL_AVERAGE_EVENT_BYTES } from "./delivery.js";
 import { checkOptions, NUMERIC_OPTIONS, positive, spoolDirOf } from "./options.js";
 import { decideSession, newSessionState, RecordedKind, SessionRecorder } from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
@@ -136,15 +136,10 @@ export class WorkerSessionTrackClient implements CaptureClient {
     // Until the worker has measured events, they are taken to be of the pipeline's initial average size.
     this.postAfterSlots =
       CALL_SLOTS *
-      Math.max(
-        1,
-        Math.min(
-          positive("batchMaxEvents", options.batchMaxEvents, 500),
-          Math.floor(
-            positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES) /
-              INITIAL_AVERAGE_EVENT_BYTES,
-          ),
-        ),
+      eventsFillingBatch(
+        positive("batchMaxEvents", options.batchMaxEvents, 500),
+        positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
+        INITIAL_AVERAGE_EVENT_BYTES,
       );
     const spoolDir = spoolDirOf(options, this.botId);
     try {
@@ -231,15 +226,15 @@ export class WorkerSessionTrackClient implements CaptureClient {
   flush(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<FlushResult> {
     this.post();
     // No answer from the worker: its last report says what it still held.
-    const unknownPending = (): FlushResult => {
-      const s = this.stats();
-      return { complete: false, pendingEvents: s.queueDepth + s.inFlight, timedOut: true };
-    };
+    const unknownPending = (): FlushResult => ({
+      complete: false,
+      pendingEvents: this.heldEvents(),
+      timedOut: true,
+    });
     if (this.failure !== undefined) return Promise.resolve(unknownPending());
     if (this.exited) {
       // After close(): nothing is captured any more; what the worker held at the end is its last report.
-      const s = this.report.stats;
-      const pendingEvents = s.queueDepth + s.inFlight;
+      const pendingEvents = this.heldEvents();
       return Promise.resolve({ complete: pendingEvents === 0, pendingEvents, timedOut: false });
     }
     return this.request({ t: "flush", id: 0, timeoutMs }, timeoutMs).then((message) =>
@@ -271,6 +266,12 @@ export class WorkerSessionTrackClient implements CaptureClient {
       configRevision: this.currentConfig?.revision ?? "",
       captureEnabled: this.captureEnabled,
     };
+  }
+
+  /** Events not acked or spooled, as far as this thread knows: noted, on their way, queued or in flight. */
+  private heldEvents(): number {
+    const s = this.stats();
+    return s.queueDepth + s.inFlight;
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
@@ -354,8 +355,8 @@ export class WorkerSessionTrackClient implements CaptureClient {
   private fail(err: Error): void {
     if (this.failure !== undefined) return;
     this.failure = err;
-    const s = this.report.stats;
-    const lost = Math.max(0, this.posted - this.report.taken) + s.queueDepth + s.inFlight;
+    // What the worker held, or was sent; the calls still noted here are dropped below.
+    const lost = this.heldEvents() - this.notedCalls;
     this.reportError(
       new Error(
         `SessionTrack delivery worker failed; up to ${lost} events it held in memory (by its last report) may be lost and capture calls are dropped from now on: ${err.message}`,

@@ -146,10 +146,7 @@ class HostedClient extends SessionTrackClient {
 
   /** `session(sessionId, opts)` on the bot's thread: the session's shared state, as the client keeps it. */
   private open(ref: number, sessionId: string, opts: SessionOptions): void {
-    const state = this.sessionState(sessionId);
-    state.userId = opts.userId ?? state.userId;
-    state.userGroups = opts.userGroups ?? state.userGroups;
-    state.labels = opts.labels ?? state.labels;
+    const state = this.openSession(sessionId, opts);
     if (this.recorders.size >= MAX_RECORDERS) this.forgetOldestRecorders();
     this.recorders.set(ref, { state, turn: undefined });
   }

@@ -1,14 +1,4 @@
-import {
-  ConfigError,
-  DataCorruptionError,
-  InvalidEventError,
-  NotFoundError,
-  PermissionDeniedError,
-  StorageFullError,
-  StorageUnavailableError,
-  TenantNotFoundError,
-  UnauthenticatedError,
-} from "@sessiontrack/errors";
+import * as errors from "@sessiontrack/errors";
 import type { CaptureConfig } from "@sessiontrack/proto";
 import type { ClientStats, DropReason, FlushResult, SessionTrackClientOptions } from "./types.js";
 
@@ -92,21 +82,17 @@ export function errorShape(err: unknown): ErrorShape {
 }
 
 /** The SessionTrack error classes the SDK reports, by name, so `instanceof` works across the boundary. */
-const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
-  ConfigError,
-  DataCorruptionError,
-  InvalidEventError,
-  NotFoundError,
-  PermissionDeniedError,
-  StorageFullError,
-  StorageUnavailableError,
-  TenantNotFoundError,
-  UnauthenticatedError,
-};
+const ERROR_CLASSES = new Map<string, new (message: string) => Error>(
+  Object.values(errors).flatMap((value) =>
+    typeof value === "function" && value.prototype instanceof errors.SessionTrackError
+      ? [[value.name, value as new (message: string) => Error] as const]
+      : [],
+  ),
+);
 
 /** An Error rebuilt from {@link errorShape}: same class (for SessionTrack's own), name, message and fields. */
 export function errorFrom(shape: ErrorShape): Error {
-  const Class = ERROR_CLASSES[shape.name] ?? Error;
+  const Class = ERROR_CLASSES.get(shape.name) ?? Error;
   const error = new Class(shape.message);
   Object.assign(error, shape.fields);
   error.name = shape.name;
