@@ -105,7 +105,12 @@ export class DeliveryPipeline {
   private readonly replaying: SpoolSegment[] = [];
   private nextBatchSeq = 1;
   private call: grpc.ClientDuplexStream<EncodedBatch, StreamResponse> | undefined;
-  private retryAtMs = 0;
+  /**
+   * No retry pending before this time. Starts as a double (not the small integer 0) because
+   * the first outage stores a jittered time here: had the field to widen then, V8 would drop
+   * the optimized code of every function that touches this object in the middle of the fault.
+   */
+  private retryAtMs = Number.NEGATIVE_INFINITY;
   private consecutiveFailures = 0;
   /**
    * True at start and from any failure until a stream acks something: meanwhile only one
@@ -154,7 +159,7 @@ export class DeliveryPipeline {
     if (this.stopped || target === this.settings.target) return;
     this.grpcClient = grpcClient;
     this.settings = { ...this.settings, target };
-    this.retryAtMs = 0;
+    this.retryAtMs = Number.NEGATIVE_INFINITY;
     this.consecutiveFailures = 0;
     this.downReported = false;
     if (this.call !== undefined || this.inFlight.size > 0)
