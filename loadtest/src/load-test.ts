@@ -307,6 +307,24 @@ export async function runLoadTest(options: {
       });
     }
 
+    // After the outage: ingest is back and the SDK has replayed its spool (the drain just
+    // above, without load). The capturing bot still runs dearer for about a minute after each
+    // change of state (loadtest/README.md, "Sixth pass"), so that minute is measured as its own
+    // phase, under the same budget, and the next fault starts from steady load.
+    {
+      const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
+      const result = await overheadPhase("ingest_restarted", profile.degradedSeconds);
+      const drained = await drain();
+      degraded.push({
+        mode: "ingest_restarted (the phase after ingest came back)",
+        measured: true,
+        overhead: result,
+        drainMs: drained.drainMs,
+        drainComplete: drained.complete,
+        spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
+      });
+    }
+
     // Degraded: the archive's object store (MinIO) is down; ingest keeps acking from its WAL
     // and the shipper retries, so the bot must not notice and the archive must catch up.
     if (minio !== undefined) {
