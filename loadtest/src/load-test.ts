@@ -4,6 +4,7 @@ import type { MinioServer } from "@sessiontrack/testkit";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import { accuracyOf, walEventIds, type CaptureAccuracy } from "./accuracy.js";
 import { trackDir, untrackDir } from "./children.js";
@@ -16,6 +17,7 @@ import {
   cpuWindow,
   ingestEventsTotal,
   overheadOf,
+  shipperLagRecords,
   Sampler,
   type OverheadResult,
 } from "./measure.js";
@@ -46,7 +48,16 @@ export interface DegradedResult {
   drainComplete?: boolean;
   /** Events the SDK spooled during the fault. */
   spooled?: number;
+  /**
+   * How long after the SDK's drain the sinks (index, archive) confirmed everything ingest's
+   * WAL held, ms; undefined when ingest ships nowhere or its metrics did not answer.
+   */
+  sinksCatchUpMs?: number;
+  sinksCaughtUp?: boolean;
 }
+
+/** How long the runner waits for the sinks to catch up after a fault before it goes on. */
+export const SINK_CATCH_UP_TIMEOUT_MS = 120_000;
 
 /** Everything one run measured; written to summary.json. */
 export interface LoadTestOutcome {
@@ -266,6 +277,26 @@ export async function runLoadTest(options: {
       return { drainMs: Date.now() - t0, complete: flushed.flush?.complete === true };
     };
 
+    /**
+     * After a fault and the SDK's drain: waits until the sinks confirmed all that ingest's WAL
+     * holds. Ingest ships from its own process, so a backlog left from one fault would load
+     * ingest (and the machine) during the next phase; each phase starts caught up instead.
+     */
+    const sinksCatchUp = async (): Promise<Pick<DegradedResult, "sinksCatchUpMs" | "sinksCaughtUp">> => {
+      const t0 = Date.now();
+      for (;;) {
+        const lag = ingestMetrics === undefined ? undefined : await shipperLagRecords(ingestMetrics);
+        if (lag === undefined) return {};
+        const waited = Date.now() - t0;
+        if (lag === 0) return { sinksCatchUpMs: waited, sinksCaughtUp: true };
+        if (waited > SINK_CATCH_UP_TIMEOUT_MS) {
+          log(`loadtest: the sinks are still ${lag} WAL records behind after ${waited} ms; going on`);
+          return { sinksCatchUpMs: waited, sinksCaughtUp: false };
+        }
+        await sleep(100);
+      }
+    };
+
     const warmup = await overheadPhase("warmup", profile.warmupSeconds);
     const overhead = await overheadPhase("overhead", profile.overheadSeconds);
 
@@ -278,12 +309,14 @@ export async function runLoadTest(options: {
       const result = await overheadPhase("ingest_slow", profile.degradedSeconds);
       proxy.setMode({ kind: "pass" });
       const drained = await drain();
+      const sinks = await sinksCatchUp();
       degraded.push({
         mode: `ingest_slow (+${profile.slowAckMs} ms per ack)`,
         measured: true,
         overhead: result,
         drainMs: drained.drainMs,
         drainComplete: drained.complete,
+        ...sinks,
         spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
       });
     }
@@ -297,12 +330,14 @@ export async function runLoadTest(options: {
       ingest = await startIngest();
       ingestMetrics = ingest.announced["metrics"] as string;
       const drained = await drain();
+      const sinks = await sinksCatchUp();
       degraded.push({
         mode: "ingest_down (SIGKILL, restarted after)",
         measured: true,
         overhead: result,
         drainMs: drained.drainMs,
         drainComplete: drained.complete,
+        ...sinks,
         spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
       });
     }
@@ -315,12 +350,14 @@ export async function runLoadTest(options: {
       const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
       const result = await overheadPhase("ingest_restarted", profile.degradedSeconds);
       const drained = await drain();
+      const sinks = await sinksCatchUp();
       degraded.push({
         mode: "ingest_restarted (the phase after ingest came back)",
         measured: true,
         overhead: result,
         drainMs: drained.drainMs,
         drainComplete: drained.complete,
+        ...sinks,
         spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
       });
     }
@@ -332,12 +369,14 @@ export async function runLoadTest(options: {
       const result = await overheadPhase("minio_down", profile.degradedSeconds);
       await minio.start();
       const drained = await drain();
+      const sinks = await sinksCatchUp();
       degraded.push({
         mode: "minio_down (archive's S3 stopped)",
         measured: true,
         overhead: result,
         drainMs: drained.drainMs,
         drainComplete: drained.complete,
+        ...sinks,
         spooled: 0,
       });
     } else {

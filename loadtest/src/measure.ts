@@ -10,20 +10,38 @@ export async function botStats(base: string): Promise<BotStats> {
   return (await res.json()) as BotStats;
 }
 
-/** Sum of ingest's `sessiontrack_ingest_events_total` over results, or undefined when down. */
-export async function ingestEventsTotal(metricsAddress: string): Promise<number | undefined> {
+/** The text of ingest's /metrics, or undefined when it does not answer within 800 ms. */
+async function scrapeMetrics(metricsAddress: string): Promise<string | undefined> {
   try {
-    const text = await (
-      await fetch(`http://${metricsAddress}/metrics`, { signal: AbortSignal.timeout(800) })
-    ).text();
-    let total = 0;
-    for (const match of text.matchAll(/^sessiontrack_ingest_events_total\{[^}]*\} ([0-9.e+]+)$/gm)) {
-      total += Number(match[1]);
-    }
-    return total;
+    const res = await fetch(`http://${metricsAddress}/metrics`, { signal: AbortSignal.timeout(800) });
+    return await res.text();
   } catch {
     return undefined;
   }
+}
+
+/** Sum of every sample of `name` (one per label set) in Prometheus text, or undefined when there is none. */
+export function sumOfMetric(text: string, name: string): number | undefined {
+  let total: number | undefined;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))) {
+    total = (total ?? 0) + Number(match[1]);
+  }
+  return total;
+}
+
+/** Sum of ingest's `sessiontrack_ingest_events_total` over results, or undefined when down. */
+export async function ingestEventsTotal(metricsAddress: string): Promise<number | undefined> {
+  const text = await scrapeMetrics(metricsAddress);
+  return text === undefined ? undefined : (sumOfMetric(text, "sessiontrack_ingest_events_total") ?? 0);
+}
+
+/**
+ * WAL records the sinks (index, archive) have not confirmed yet, summed
+ * (`sessiontrack_shipper_lag_records`); undefined when ingest does not answer or ships nowhere.
+ */
+export async function shipperLagRecords(metricsAddress: string): Promise<number | undefined> {
+  const text = await scrapeMetrics(metricsAddress);
+  return text === undefined ? undefined : sumOfMetric(text, "sessiontrack_shipper_lag_records");
 }
 
 /** CPU and requests of one bot over a window. */

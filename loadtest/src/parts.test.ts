@@ -9,8 +9,29 @@ import { modelLatencyMs, seededRandom, tokenize } from "./bot/model.js";
 import { loadRunConfig, sdkThreadOf } from "./config.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { budgetViolations, otherTargetMisses } from "./load-test.js";
-import { cpuPerRequestSeries, cpuWindow, overheadOf, type CpuWindow, type Sample } from "./measure.js";
+import {
+  cpuPerRequestSeries,
+  cpuWindow,
+  overheadOf,
+  sumOfMetric,
+  type CpuWindow,
+  type Sample,
+} from "./measure.js";
 import { lineChart, niceTicks } from "./svg.js";
+
+test("sumOfMetric adds one metric's samples over its label sets and nothing else", () => {
+  const text = [
+    "# HELP sessiontrack_shipper_lag_records WAL records not yet confirmed by the sink.",
+    "# TYPE sessiontrack_shipper_lag_records gauge",
+    'sessiontrack_shipper_lag_records{sink="index"} 3',
+    'sessiontrack_shipper_lag_records{sink="archive"} 1.5e+2',
+    'sessiontrack_shipper_lag_records_total{sink="index"} 1000',
+    "sessiontrack_ingest_open_streams 2",
+  ].join("\n");
+  assert.equal(sumOfMetric(text, "sessiontrack_shipper_lag_records"), 153);
+  assert.equal(sumOfMetric(text, "sessiontrack_ingest_open_streams"), 2);
+  assert.equal(sumOfMetric(text, "sessiontrack_ingest_events_total"), undefined);
+});
 
 test("parseChatRequest names the bad field", () => {
   const good = { sessionId: "s", userId: "u", turn: 0, turns: 2, message: "hi" };

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { sdkThreadOf } from "./config.js";
-import { BUDGET_PCT, type LoadTestOutcome } from "./load-test.js";
+import { BUDGET_PCT, type DegradedResult, type LoadTestOutcome } from "./load-test.js";
 import { cpuPerRequestSeries, type OverheadResult, type Sample } from "./measure.js";
 import { lineChart, type Band, type Series } from "./svg.js";
 
@@ -89,10 +89,19 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
       ...(d.overhead === undefined ? {} : overheadJson(d.overhead)),
       ...(d.drainMs === undefined ? {} : { drain_ms: d.drainMs, drain_complete: d.drainComplete }),
       ...(d.spooled === undefined ? {} : { spooled_events: d.spooled }),
+      ...(d.sinksCatchUpMs === undefined
+        ? {}
+        : { sinks_catch_up_ms: d.sinksCatchUpMs, sinks_caught_up: d.sinksCaughtUp }),
     })),
     sdk: outcome.sdk,
     warmup: overheadJson(outcome.warmup),
   };
+}
+
+/** The sinks' catch-up after a fault, for the report's table. */
+function sinksCatchUp(d: DegradedResult): string {
+  if (d.sinksCatchUpMs === undefined) return "n/a";
+  return d.sinksCaughtUp === true ? `${d.sinksCatchUpMs} ms` : `**not within ${d.sinksCatchUpMs} ms**`;
 }
 
 const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
@@ -174,13 +183,17 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     "",
     "## Degraded modes",
     "",
-    "| mode | spooled events | backlog delivered after the fault | drain time |",
-    "| --- | ---: | --- | ---: |",
+    "| mode | spooled events | backlog delivered after the fault | drain time | sinks caught up after |",
+    "| --- | ---: | --- | ---: | ---: |",
     ...outcome.degraded.map((d) =>
       d.measured
-        ? `| ${d.mode} | ${d.spooled ?? 0} | ${d.drainComplete === true ? "yes" : "**no**"} | ${d.drainMs ?? 0} ms |`
-        : `| ${d.mode} | not measured | ${d.reason ?? ""} | |`,
+        ? `| ${d.mode} | ${d.spooled ?? 0} | ${d.drainComplete === true ? "yes" : "**no**"} | ${d.drainMs ?? 0} ms | ${sinksCatchUp(d)} |`
+        : `| ${d.mode} | not measured | ${d.reason ?? ""} | | |`,
     ),
+    "",
+    "Drain time: from the fault's end until the SDK had delivered its backlog to ingest. Sinks caught " +
+      "up: from then until the index and the archive confirmed everything in ingest's WAL (the next " +
+      "phase starts only then, so one fault's backlog does not load the next).",
     "",
     "## Capture accuracy",
     "",
