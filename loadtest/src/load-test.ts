@@ -302,83 +302,70 @@ export async function runLoadTest(options: {
 
     const degraded: DegradedResult[] = [];
 
-    // Degraded: ingest answers, but every ack arrives slowAckMs late.
-    {
-      const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
-      proxy.setMode({ kind: "delay", delayMs: profile.slowAckMs });
-      const result = await overheadPhase("ingest_slow", profile.degradedSeconds);
-      proxy.setMode({ kind: "pass" });
+    /**
+     * One fault: `begin` starts it, the phase runs under load, `end` lifts it; then the SDK's
+     * drain and the sinks' catch-up are timed and the outcome joins `degraded`. `countSpool`
+     * false reports 0 spooled events without asking (a fault the SDK never sees).
+     */
+    const faultPhase = async (
+      phase: string,
+      mode: string,
+      fault: { begin?: () => Promise<void> | void; end?: () => Promise<void> | void } = {},
+      countSpool = true,
+    ): Promise<void> => {
+      const spooledBefore = countSpool ? ((await botStats(onUrl)).sdk?.spooled ?? 0) : 0;
+      await fault.begin?.();
+      const result = await overheadPhase(phase, profile.degradedSeconds);
+      await fault.end?.();
       const drained = await drain();
       const sinks = await sinksCatchUp();
       degraded.push({
-        mode: `ingest_slow (+${profile.slowAckMs} ms per ack)`,
+        mode,
         measured: true,
         overhead: result,
         drainMs: drained.drainMs,
         drainComplete: drained.complete,
         ...sinks,
-        spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
+        spooled: countSpool ? ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore : 0,
       });
-    }
+    };
+
+    // Degraded: ingest answers, but every ack arrives slowAckMs late.
+    const faultProxy = proxy;
+    await faultPhase("ingest_slow", `ingest_slow (+${profile.slowAckMs} ms per ack)`, {
+      begin: () => faultProxy.setMode({ kind: "delay", delayMs: profile.slowAckMs }),
+      end: () => faultProxy.setMode({ kind: "pass" }),
+    });
 
     // Degraded: ingest is killed (SIGKILL) for the whole phase, then restarted on its port.
-    {
-      const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
-      await ingest.stop("SIGKILL");
-      ingestMetrics = undefined;
-      const result = await overheadPhase("ingest_down", profile.degradedSeconds);
-      ingest = await startIngest();
-      ingestMetrics = ingest.announced["metrics"] as string;
-      const drained = await drain();
-      const sinks = await sinksCatchUp();
-      degraded.push({
-        mode: "ingest_down (SIGKILL, restarted after)",
-        measured: true,
-        overhead: result,
-        drainMs: drained.drainMs,
-        drainComplete: drained.complete,
-        ...sinks,
-        spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
-      });
-    }
+    const killed = ingest;
+    await faultPhase("ingest_down", "ingest_down (SIGKILL, restarted after)", {
+      begin: async () => {
+        await killed.stop("SIGKILL");
+        ingestMetrics = undefined;
+      },
+      end: async () => {
+        ingest = await startIngest();
+        ingestMetrics = ingest.announced["metrics"] as string;
+      },
+    });
 
     // After the outage: ingest is back and the SDK has replayed its spool (the drain just
     // above, without load). The capturing bot still runs dearer for about a minute after each
     // change of state (loadtest/README.md, "Sixth pass"), so that minute is measured as its own
     // phase, under the same budget, and the next fault starts from steady load.
-    {
-      const spooledBefore = (await botStats(onUrl)).sdk?.spooled ?? 0;
-      const result = await overheadPhase("ingest_restarted", profile.degradedSeconds);
-      const drained = await drain();
-      const sinks = await sinksCatchUp();
-      degraded.push({
-        mode: "ingest_restarted (the phase after ingest came back)",
-        measured: true,
-        overhead: result,
-        drainMs: drained.drainMs,
-        drainComplete: drained.complete,
-        ...sinks,
-        spooled: ((await botStats(onUrl)).sdk?.spooled ?? 0) - spooledBefore,
-      });
-    }
+    await faultPhase("ingest_restarted", "ingest_restarted (the phase after ingest came back)");
 
     // Degraded: the archive's object store (MinIO) is down; ingest keeps acking from its WAL
     // and the shipper retries, so the bot must not notice and the archive must catch up.
     if (minio !== undefined) {
-      await minio.stop();
-      const result = await overheadPhase("minio_down", profile.degradedSeconds);
-      await minio.start();
-      const drained = await drain();
-      const sinks = await sinksCatchUp();
-      degraded.push({
-        mode: "minio_down (archive's S3 stopped)",
-        measured: true,
-        overhead: result,
-        drainMs: drained.drainMs,
-        drainComplete: drained.complete,
-        ...sinks,
-        spooled: 0,
-      });
+      const store = minio;
+      await faultPhase(
+        "minio_down",
+        "minio_down (archive's S3 stopped)",
+        { begin: () => store.stop(), end: () => store.start() },
+        false,
+      );
     } else {
       degraded.push({
         mode: "minio_down",
