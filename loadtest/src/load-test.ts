@@ -15,6 +15,8 @@ import { metricValue, runK6, type K6Result } from "./k6.js";
 import {
   botStats,
   cpuWindow,
+  histogramPercentileMs,
+  ingestAckBuckets,
   ingestEventsTotal,
   overheadOf,
   shipperLagRecords,
@@ -77,6 +79,13 @@ export interface LoadTestOutcome {
     ackP50Ms: number;
     ackP99Ms: number;
     appendP99Ms: number;
+    /**
+     * Ingest's own ack latency over the phase (its histogram: batch decoded → acked after
+     * fdatasync, Stream and Append), as the upper bound of the bucket the percentile falls in;
+     * undefined when ingest's metrics did not answer or it acked nothing.
+     */
+    serverAckP50Ms: number | undefined;
+    serverAckP99Ms: number | undefined;
     k6ExitCode: number;
     eventsAcked: number;
   };
@@ -380,6 +389,7 @@ export async function runLoadTest(options: {
     // ingest alone over gRPC (k6/net/grpc), after the bot phases so it cannot disturb them.
     const endIngest = sampler.phase("ingest_grpc");
     const eventsBefore = (await ingestEventsTotal(ingestMetrics)) ?? 0;
+    const ackBucketsBefore = await ingestAckBuckets(ingestMetrics);
     const ingestStarted = Date.now();
     const reader = index === undefined ? undefined : new IndexReader(index.address, home.apiKey);
     const freshnessRun =
@@ -410,6 +420,11 @@ export async function runLoadTest(options: {
     const ingestSeconds = (Date.now() - ingestStarted) / 1000;
     const freshness = await freshnessRun;
     const eventsAfter = (await ingestEventsTotal(ingestMetrics)) ?? eventsBefore;
+    const ackBucketsAfter = await ingestAckBuckets(ingestMetrics);
+    const serverAckMs = (q: number): number | undefined =>
+      ackBucketsBefore === undefined || ackBucketsAfter === undefined
+        ? undefined
+        : histogramPercentileMs(ackBucketsBefore, ackBucketsAfter, q);
     endIngest();
     k6["ingest"] = ingestRun;
     log(`loadtest: ${ingestRun.stdout}`);
@@ -453,6 +468,8 @@ export async function runLoadTest(options: {
       ackP50Ms: metricValue(ingestRun.summary, "ingest_ack_latency", "p(50)"),
       ackP99Ms: metricValue(ingestRun.summary, "ingest_ack_latency", "p(99)"),
       appendP99Ms: metricValue(ingestRun.summary, "grpc_req_duration{scenario:append}", "p(99)"),
+      serverAckP50Ms: serverAckMs(50),
+      serverAckP99Ms: serverAckMs(99),
       k6ExitCode: ingestRun.exitCode,
       eventsAcked: metricValue(ingestRun.summary, "ingest_acked_events", "count"),
     };

@@ -35,6 +35,46 @@ export async function ingestEventsTotal(metricsAddress: string): Promise<number 
   return text === undefined ? undefined : (sumOfMetric(text, "sessiontrack_ingest_events_total") ?? 0);
 }
 
+/** A Prometheus histogram's cumulative bucket counts by upper bound (seconds; `Infinity` for +Inf). */
+export type HistogramBuckets = ReadonlyMap<number, number>;
+
+/** The `<name>_bucket` samples of an unlabelled histogram in Prometheus text, summed per bound. */
+export function histogramBuckets(text: string, name: string): HistogramBuckets {
+  const buckets = new Map<number, number>();
+  for (const match of text.matchAll(
+    new RegExp(`^${name}_bucket\\{(?:[^}]*,)?le="([^"]+)"[^}]*\\} ([0-9.e+-]+)$`, "gm"),
+  )) {
+    const bound = match[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(match[1]);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(match[2]));
+  }
+  return buckets;
+}
+
+/**
+ * The `q`-th percentile (0–100) of what a histogram counted between two scrapes, as the
+ * upper bound of the bucket it falls in, in milliseconds: "at most this". `Infinity` when it
+ * falls in the +Inf bucket; undefined when nothing was counted in between.
+ */
+export function histogramPercentileMs(
+  before: HistogramBuckets,
+  after: HistogramBuckets,
+  q: number,
+): number | undefined {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const counts = bounds.map((bound) => (after.get(bound) ?? 0) - (before.get(bound) ?? 0));
+  const total = counts.at(-1) ?? 0;
+  if (total <= 0) return undefined;
+  const rank = (q / 100) * total;
+  const at = counts.findIndex((count) => count >= rank);
+  return bounds[at]! * 1000;
+}
+
+/** Ingest's own ack latency histogram (`sessiontrack_ingest_ack_latency_seconds`), or undefined when down. */
+export async function ingestAckBuckets(metricsAddress: string): Promise<HistogramBuckets | undefined> {
+  const text = await scrapeMetrics(metricsAddress);
+  return text === undefined ? undefined : histogramBuckets(text, "sessiontrack_ingest_ack_latency_seconds");
+}
+
 /**
  * WAL records the sinks (index, archive) have not confirmed yet, summed
  * (`sessiontrack_shipper_lag_records`); undefined when ingest does not answer or ships nowhere.

@@ -12,6 +12,8 @@ import { budgetViolations, otherTargetMisses } from "./load-test.js";
 import {
   cpuPerRequestSeries,
   cpuWindow,
+  histogramBuckets,
+  histogramPercentileMs,
   overheadOf,
   sumOfMetric,
   type CpuWindow,
@@ -31,6 +33,37 @@ test("sumOfMetric adds one metric's samples over its label sets and nothing else
   assert.equal(sumOfMetric(text, "sessiontrack_shipper_lag_records"), 153);
   assert.equal(sumOfMetric(text, "sessiontrack_ingest_open_streams"), 2);
   assert.equal(sumOfMetric(text, "sessiontrack_ingest_events_total"), undefined);
+});
+
+test("ingest's ack histogram: buckets parsed per bound, percentiles read from what was counted between two scrapes", () => {
+  const scrape = (counts: readonly number[]): string =>
+    [
+      "# TYPE sessiontrack_ingest_ack_latency_seconds histogram",
+      ...["0.005", "0.02", "0.1", "+Inf"].map(
+        (le, i) => `sessiontrack_ingest_ack_latency_seconds_bucket{le="${le}"} ${counts[i]}`,
+      ),
+      `sessiontrack_ingest_ack_latency_seconds_sum 1.5`,
+      `sessiontrack_ingest_ack_latency_seconds_count ${counts[3]}`,
+      'sessiontrack_ingest_batches_total{rpc="Stream",le="0.005"} 999',
+    ].join("\n");
+  const before = histogramBuckets(scrape([10, 10, 10, 10]), "sessiontrack_ingest_ack_latency_seconds");
+  assert.deepEqual(
+    [...before.entries()],
+    [
+      [0.005, 10],
+      [0.02, 10],
+      [0.1, 10],
+      [Number.POSITIVE_INFINITY, 10],
+    ],
+  );
+  // Between the scrapes: 90 acks under 5 ms, 8 more under 20 ms, 1 under 100 ms, 1 above.
+  const after = histogramBuckets(scrape([100, 108, 109, 110]), "sessiontrack_ingest_ack_latency_seconds");
+  assert.equal(histogramPercentileMs(before, after, 50), 5);
+  assert.equal(histogramPercentileMs(before, after, 95), 20);
+  assert.equal(histogramPercentileMs(before, after, 99), 100);
+  assert.equal(histogramPercentileMs(before, after, 100), Number.POSITIVE_INFINITY);
+  assert.equal(histogramPercentileMs(after, after, 99), undefined, "nothing counted in between");
+  assert.equal(histogramBuckets("", "sessiontrack_ingest_ack_latency_seconds").size, 0);
 });
 
 test("parseChatRequest names the bad field", () => {
