@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { ToolMissingError, toolPath } from "@sessiontrack/testkit";
 import { parseArgs } from "node:util";
+import { perfUnavailable } from "./perf-profile.js";
 
 /** How long and how hard each phase runs. */
 export interface LoadProfile {
@@ -64,6 +65,8 @@ export interface RunConfig {
   k6Path: string;
   /** SDK options for the capturing bot, as bot flags (default: none, the SDK's defaults). */
   sdkFlags: string[];
+  /** `--perf`: sample the bots with Linux perf in each overhead phase (see perf-profile.ts). */
+  perf: boolean;
 }
 
 /** Where `make tools` put k6 (testkit's toolPath: $SESSIONTRACK_TOOLS_CACHE/bin/k6 or ~/.cache/…), or $K6_BIN. */
@@ -104,7 +107,7 @@ export function sdkThreadOf(sdkFlags: readonly string[]): "main" | "worker" {
   return at >= 0 && sdkFlags[at + 1] === "worker" ? "worker" : "main";
 }
 
-/** Parses `[--short|--full] [--out DIR] [--sdk-… SDK settings]`; throws naming the bad flag. */
+/** Parses `[--short|--full] [--out DIR] [--sdk-… SDK settings] [--perf]`; throws naming the bad flag. */
 export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
   const { values } = parseArgs({
     args: [...argv],
@@ -115,6 +118,7 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
       "sdk-flush-interval-ms": { type: "string" },
       "sdk-batch-max-events": { type: "string" },
       "sdk-thread": { type: "string" },
+      perf: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -134,5 +138,9 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
       throw new Error(`--sdk-thread must be main or worker, got "${thread}"`);
     sdkFlags.push("--sdk-thread", thread);
   }
-  return { profile, outDir: values.out, k6Path: locateK6(env), sdkFlags };
+  if (values.perf) {
+    const why = perfUnavailable();
+    if (why !== undefined) throw new Error(why);
+  }
+  return { profile, outDir: values.out, k6Path: locateK6(env), sdkFlags, perf: values.perf };
 }

@@ -12,6 +12,7 @@ import type { BotStats } from "./bot/chat-bot.js";
 import type { LoadProfile } from "./config.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { metricValue, runK6, type K6Result } from "./k6.js";
+import { keepPerfMaps, recordPhase, type PerfCounts } from "./perf-profile.js";
 import {
   botStats,
   cpuWindow,
@@ -102,6 +103,8 @@ export interface LoadTestOutcome {
   passed: boolean;
   sampler: Sampler;
   k6: Record<string, K6Result>;
+  /** `--perf`: samples per bucket for each overhead phase and bot (off, on); absent otherwise. */
+  perf?: Record<string, Record<string, PerfCounts>>;
 }
 
 async function post(url: string): Promise<unknown> {
@@ -117,6 +120,8 @@ export async function runLoadTest(options: {
   outDir: string;
   /** Extra flags for the capturing bot (SDK options). */
   sdkFlags?: readonly string[];
+  /** Sample the bots with Linux perf in each overhead phase (`run.js --perf`). */
+  perf?: boolean;
   log?: (line: string) => void;
 }): Promise<LoadTestOutcome> {
   const { profile, k6Path, outDir } = options;
@@ -131,6 +136,9 @@ export async function runLoadTest(options: {
   let sampler: Sampler | undefined;
   let minio: MinioServer | undefined;
   const k6: Record<string, K6Result> = {};
+  const perfCounts: Record<string, Record<string, PerfCounts>> = {};
+  // --perf: V8 writes /tmp/perf-<pid>.map for each bot so perf can name JIT-compiled functions.
+  const nodeFlags = options.perf === true ? ["--perf-basic-prof"] : [];
   try {
     const home: StackHome = createStackHome(join(workDir, "home"));
     const dataDir = join(workDir, "ingest-data");
@@ -173,7 +181,7 @@ export async function runLoadTest(options: {
 
     const botOff = await spawnServed(
       "bot-off",
-      [BOT_MAIN, "--capture", "off", "--bot-id", "reference-bot-off"],
+      [...nodeFlags, BOT_MAIN, "--capture", "off", "--bot-id", "reference-bot-off"],
       /^bot serving$/,
       join(logs, "bot-off.log"),
     );
@@ -181,6 +189,7 @@ export async function runLoadTest(options: {
     const botOn = await spawnServed(
       "bot-on",
       [
+        ...nodeFlags,
         BOT_MAIN,
         "--capture",
         "on",
@@ -212,7 +221,7 @@ export async function runLoadTest(options: {
     if (profile.twin) {
       const twin = await spawnServed(
         "bot-twin",
-        [BOT_MAIN, "--capture", "off", "--bot-id", "reference-bot-twin"],
+        [...nodeFlags, BOT_MAIN, "--capture", "off", "--bot-id", "reference-bot-twin"],
         /^bot serving$/,
         join(logs, "bot-twin.log"),
       );
@@ -228,6 +237,10 @@ export async function runLoadTest(options: {
       const end = sampler!.phase(phase);
       const [offBefore, onBefore] = await Promise.all([botStats(offUrl), botStats(onUrl)]);
       const twinBefore = twinUrl === undefined ? undefined : await botStats(twinUrl);
+      const recording =
+        options.perf === true
+          ? recordPhase(outDir, phase, { off: botOff.child.pid!, on: botOn.child.pid! })
+          : undefined;
       const result = await runK6({
         k6Path,
         script: "overhead.js",
@@ -244,6 +257,7 @@ export async function runLoadTest(options: {
         },
       });
       const [offAfter, onAfter] = await Promise.all([botStats(offUrl), botStats(onUrl)]);
+      if (recording !== undefined) perfCounts[phase] = await recording.stop();
       if (twinUrl !== undefined && twinBefore !== undefined) {
         const twinAfter = await botStats(twinUrl);
         noise[phase] = overheadOf(
@@ -504,6 +518,7 @@ export async function runLoadTest(options: {
       passed: violations.length === 0,
       sampler,
       k6,
+      ...(options.perf === true ? { perf: perfCounts } : {}),
     };
   } finally {
     sampler?.stop();
@@ -513,6 +528,9 @@ export async function runLoadTest(options: {
     await minio?.cleanup();
     rmSync(workDir, { recursive: true, force: true });
     untrackDir(workDir);
+    // The JIT symbol maps V8 wrote for perf (--perf-basic-prof) go next to the perf data, so
+    // /tmp does not fill up run after run (copy one back to /tmp to name JIT frames again).
+    if (nodeFlags.length > 0) keepPerfMaps(processes, join(outDir, "perf"));
   }
 }
 

@@ -19,6 +19,8 @@ import {
   type CpuWindow,
   type Sample,
 } from "./measure.js";
+import { bucketOf, countPerfScript, perfUnavailable } from "./perf-profile.js";
+import { perfSection } from "./report.js";
 import { lineChart, niceTicks } from "./svg.js";
 
 test("sumOfMetric adds one metric's samples over its label sets and nothing else", () => {
@@ -64,6 +66,63 @@ test("ingest's ack histogram: buckets parsed per bound, percentiles read from wh
   assert.equal(histogramPercentileMs(before, after, 100), Number.POSITIVE_INFINITY);
   assert.equal(histogramPercentileMs(after, after, 99), undefined, "nothing counted in between");
   assert.equal(histogramBuckets("", "sessiontrack_ingest_ack_latency_seconds").size, 0);
+});
+
+test("perf samples: each stack goes to the first bucket it matches; the report adds the excess up in points", () => {
+  const stack = (...frames: string[]): string =>
+    frames.map((f, i) => `\t${(0x1000 + i).toString(16)} ${f}`).join("\n");
+  const script = [
+    // V8 compiling in the background.
+    stack(
+      "v8::internal::compiler::PipelineImpl::OptimizeGraph",
+      "v8::internal::OptimizingCompileDispatcher::CompileNext",
+      "node::(anonymous namespace)::PlatformWorkerThread",
+    ),
+    // A scavenge, even when the SDK's code triggered it.
+    stack(
+      "v8::internal::ScavengerCollector::CollectGarbage",
+      "v8::internal::Heap::Scavenge",
+      "JS:*encode file:///w/packages/client/dist/event-encoder.js:65:11",
+    ),
+    // The SDK called from the bot's handler counts as the SDK.
+    stack(
+      "Builtins_LoadIC",
+      "JS:*note file:///w/packages/client/dist/client.js:268:9",
+      "JS:*chat file:///w/loadtest/dist/bot/chat-bot.js:116:15",
+    ),
+    stack("nghttp2_session_pack_data", "node::http2::Http2Session::SendPendingData"),
+    stack("Builtins_FindOrderedHashMapEntry", "JS:*tokenize file:///w/loadtest/dist/bot/model.js:67:25"),
+    stack("llhttp__internal_execute", "JS:*parserOnHeadersComplete node:_http_common:71:33"),
+    stack("epoll_pwait", "uv_run"),
+    // A worker thread that is not compiling is not the compiler.
+    stack("v8::internal::ConcurrentMarking::RunMajor", "node::(anonymous namespace)::PlatformWorkerThread"),
+    "",
+  ].join("\n\n");
+  const counts = countPerfScript(script);
+  assert.deepEqual(counts, {
+    "V8 compiler threads": 1,
+    "garbage collection": 2,
+    "SDK and gRPC": 2,
+    "bot's own work": 1,
+    "HTTP server": 1,
+    other: 1,
+  });
+  assert.equal(bucketOf(["epoll_pwait", "node::(anonymous namespace)::PlatformWorkerThread"]), "other");
+
+  const off = { ...counts, "SDK and gRPC": 0, "V8 compiler threads": 0 };
+  const lines = perfSection({ steady: { off, on: counts } });
+  assert.ok(lines.includes("| SDK and gRPC | 0 | 2 | +40.0 |"), lines.join("\n"));
+  assert.ok(lines.includes("| V8 compiler threads | 0 | 1 | +20.0 |"), lines.join("\n"));
+  assert.ok(lines.includes("| **all** | 5 | 8 | +60.0 |"), lines.join("\n"));
+  assert.deepEqual(perfSection(undefined), []);
+});
+
+test("run flags: --perf asks for Linux perf, and says so when it is missing", () => {
+  const env = { K6_BIN: process.execPath };
+  assert.equal(loadRunConfig([], env).perf, false);
+  const missing = perfUnavailable();
+  if (missing === undefined) assert.equal(loadRunConfig(["--perf"], env).perf, true);
+  else assert.throws(() => loadRunConfig(["--perf"], env), /--perf needs Linux perf on PATH|perf --version/);
 });
 
 test("parseChatRequest names the bad field", () => {

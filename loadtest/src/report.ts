@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { sdkThreadOf } from "./config.js";
 import { BUDGET_PCT, type DegradedResult, type LoadTestOutcome } from "./load-test.js";
 import { cpuPerRequestSeries, type OverheadResult, type Sample } from "./measure.js";
+import { PERF_BUCKETS } from "./perf-profile.js";
 import { lineChart, type Band, type Series } from "./svg.js";
 
 const OFF_COLOR = "#1f77b4";
@@ -98,6 +99,7 @@ export function summaryJson(outcome: LoadTestOutcome): Record<string, unknown> {
     })),
     sdk: outcome.sdk,
     warmup: overheadJson(outcome.warmup),
+    ...(outcome.perf === undefined ? {} : { perf_samples: outcome.perf }),
   };
 }
 
@@ -119,6 +121,49 @@ function histogramBound(ms: number | undefined): string {
 function boundOrNull(ms: number | undefined): number | null {
   return ms === undefined || !Number.isFinite(ms) ? null : ms;
 }
+/**
+ * `--perf`: per phase, the samples of each bucket in both bots and the capturing bot's excess
+ * as points of the capture-off bot's total (both served the same requests, so samples compare).
+ */
+export function perfSection(perf: LoadTestOutcome["perf"]): string[] {
+  if (perf === undefined) return [];
+  const lines = [
+    "## Where the CPU went (perf, `--perf`)",
+    "",
+    "Linux perf sampled each bot at 499 Hz during each phase (`perf/<phase>-<bot>.data`; the bots ran",
+    "with `--perf-basic-prof`, which costs both alike). Each sample's stack is put in the first",
+    "bucket it matches, in the table's order. The last column is the capturing bot's samples minus",
+    "the capture-off bot's, in points of the capture-off bot's total: the buckets' points add up",
+    "to this measurement's overhead, which is not the phase's CPU figure above. A JIT-compiled",
+    "function can be misnamed after V8 moved or dropped code (the symbol maps only grow).",
+    "",
+  ];
+  for (const [phase, bots] of Object.entries(perf)) {
+    const off = bots["off"];
+    const on = bots["on"];
+    if (off === undefined || on === undefined) continue;
+    const offTotal = PERF_BUCKETS.reduce((sum, bucket) => sum + off[bucket], 0);
+    const onTotal = PERF_BUCKETS.reduce((sum, bucket) => sum + on[bucket], 0);
+    const points = (a: number, b: number): string => {
+      if (offTotal === 0) return "n/a";
+      const value = ((a - b) / offTotal) * 100;
+      return `${value >= 0 ? "+" : ""}${fmt(value, 1)}`;
+    };
+    lines.push(
+      `**${phase}**`,
+      "",
+      "| bucket | capture off | capture on | on − off (points) |",
+      "|---|---:|---:|---:|",
+      ...PERF_BUCKETS.map(
+        (bucket) => `| ${bucket} | ${off[bucket]} | ${on[bucket]} | ${points(on[bucket], off[bucket])} |`,
+      ),
+      `| **all** | ${offTotal} | ${onTotal} | ${points(onTotal, offTotal)} |`,
+      "",
+    );
+  }
+  return lines;
+}
+
 const verdict = (pct: number): string => (pct <= BUDGET_PCT ? "ok" : "**over budget**");
 
 /** CPU per request of one variant on every thread but the main one (V8's and libuv's workers). */
@@ -244,6 +289,7 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
         "(polled every 10 ms, so figures include up to 10 ms of polling and one Search round trip)."
       : `Not measured: ${outcome.freshness.reason}.`,
     "",
+    ...perfSection(outcome.perf),
     "## Over time",
     "",
     "![throughput](throughput.svg)",

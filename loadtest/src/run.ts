@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   } catch (err) {
     console.error(`loadtest: ${err instanceof Error ? err.message : String(err)}`);
     console.error(
-      "usage: node loadtest/dist/run.js [--short|--full] [--out DIR] [--sdk-flush-interval-ms N] [--sdk-batch-max-events N]",
+      "usage: node loadtest/dist/run.js [--short|--full] [--out DIR] [--sdk-flush-interval-ms N] [--sdk-batch-max-events N] [--sdk-thread main|worker] [--perf]",
     );
     return 2;
   }
@@ -32,6 +32,7 @@ async function main(): Promise<number> {
     k6Path: config.k6Path,
     outDir,
     sdkFlags: config.sdkFlags,
+    perf: config.perf,
   });
   writeReport(outDir, outcome);
   if (config.outDir === undefined) {
