@@ -17,8 +17,7 @@ import {
   botStats,
   cpuWindow,
   histogramPercentileMs,
-  ingestAckBuckets,
-  ingestEventsTotal,
+  ingestEventsAndAcks,
   overheadOf,
   shipperLagRecords,
   Sampler,
@@ -138,7 +137,10 @@ export async function runLoadTest(options: {
   const k6: Record<string, K6Result> = {};
   const perfCounts: Record<string, Record<string, PerfCounts>> = {};
   // --perf: V8 writes /tmp/perf-<pid>.map for each bot so perf can name JIT-compiled functions.
-  const nodeFlags = options.perf === true ? ["--perf-basic-prof"] : [];
+  // That flag also turns on V8's event log, one isolate-*-v8.log per isolate in the working
+  // directory (the checkout); perf does not read it, so it goes nowhere.
+  const nodeFlags =
+    options.perf === true ? ["--perf-basic-prof", "--no-logfile-per-isolate", "--logfile=/dev/null"] : [];
   try {
     const home: StackHome = createStackHome(join(workDir, "home"));
     const dataDir = join(workDir, "ingest-data");
@@ -402,8 +404,8 @@ export async function runLoadTest(options: {
 
     // ingest alone over gRPC (k6/net/grpc), after the bot phases so it cannot disturb them.
     const endIngest = sampler.phase("ingest_grpc");
-    const eventsBefore = (await ingestEventsTotal(ingestMetrics)) ?? 0;
-    const ackBucketsBefore = await ingestAckBuckets(ingestMetrics);
+    const before = await ingestEventsAndAcks(ingestMetrics);
+    const eventsBefore = before?.eventsTotal ?? 0;
     const ingestStarted = Date.now();
     const reader = index === undefined ? undefined : new IndexReader(index.address, home.apiKey);
     const freshnessRun =
@@ -433,12 +435,12 @@ export async function runLoadTest(options: {
     });
     const ingestSeconds = (Date.now() - ingestStarted) / 1000;
     const freshness = await freshnessRun;
-    const eventsAfter = (await ingestEventsTotal(ingestMetrics)) ?? eventsBefore;
-    const ackBucketsAfter = await ingestAckBuckets(ingestMetrics);
+    const after = await ingestEventsAndAcks(ingestMetrics);
+    const eventsAfter = after?.eventsTotal ?? eventsBefore;
     const serverAckMs = (q: number): number | undefined =>
-      ackBucketsBefore === undefined || ackBucketsAfter === undefined
+      before === undefined || after === undefined
         ? undefined
-        : histogramPercentileMs(ackBucketsBefore, ackBucketsAfter, q);
+        : histogramPercentileMs(before.ackBuckets, after.ackBuckets, q);
     endIngest();
     k6["ingest"] = ingestRun;
     log(`loadtest: ${ingestRun.stdout}`);

@@ -29,10 +29,15 @@ export function sumOfMetric(text: string, name: string): number | undefined {
   return total;
 }
 
+/** Sum of `sessiontrack_ingest_events_total` over results in ingest's /metrics text. */
+function eventsTotalOf(text: string): number {
+  return sumOfMetric(text, "sessiontrack_ingest_events_total") ?? 0;
+}
+
 /** Sum of ingest's `sessiontrack_ingest_events_total` over results, or undefined when down. */
 export async function ingestEventsTotal(metricsAddress: string): Promise<number | undefined> {
   const text = await scrapeMetrics(metricsAddress);
-  return text === undefined ? undefined : (sumOfMetric(text, "sessiontrack_ingest_events_total") ?? 0);
+  return text === undefined ? undefined : eventsTotalOf(text);
 }
 
 /** A Prometheus histogram's cumulative bucket counts by upper bound (seconds; `Infinity` for +Inf). */
@@ -69,10 +74,19 @@ export function histogramPercentileMs(
   return bounds[at]! * 1000;
 }
 
-/** Ingest's own ack latency histogram (`sessiontrack_ingest_ack_latency_seconds`), or undefined when down. */
-export async function ingestAckBuckets(metricsAddress: string): Promise<HistogramBuckets | undefined> {
+/**
+ * From one scrape of ingest's /metrics: its stored events (as {@link ingestEventsTotal}) and
+ * its own ack latency histogram (`sessiontrack_ingest_ack_latency_seconds`); undefined when down.
+ */
+export async function ingestEventsAndAcks(
+  metricsAddress: string,
+): Promise<{ eventsTotal: number; ackBuckets: HistogramBuckets } | undefined> {
   const text = await scrapeMetrics(metricsAddress);
-  return text === undefined ? undefined : histogramBuckets(text, "sessiontrack_ingest_ack_latency_seconds");
+  if (text === undefined) return undefined;
+  return {
+    eventsTotal: eventsTotalOf(text),
+    ackBuckets: histogramBuckets(text, "sessiontrack_ingest_ack_latency_seconds"),
+  };
 }
 
 /**

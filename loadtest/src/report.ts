@@ -121,6 +121,7 @@ function histogramBound(ms: number | undefined): string {
 function boundOrNull(ms: number | undefined): number | null {
   return ms === undefined || !Number.isFinite(ms) ? null : ms;
 }
+
 /**
  * `--perf`: per phase, the samples of each bucket in both bots and the capturing bot's excess
  * as points of the capture-off bot's total (both served the same requests, so samples compare).
