@@ -17,7 +17,8 @@ import {
   SessionRecorder,
 } from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
-import { positive, requiredString, spoolDirOf } from "./options.js";
+import { positive, requiredString, spoolDirOf, transportOf } from "./options.js";
+import { TransportWorker } from "./transport-worker.js";
 import { DiskSpool } from "./spool.js";
 import type {
   CaptureInput,
@@ -87,6 +88,8 @@ export class SessionTrackClient {
   private readonly onDrop: SessionTrackClientOptions["onDrop"];
   private readonly onError: SessionTrackClientOptions["onError"];
   private readonly grpcClient: grpc.Client;
+  /** The worker that owns grpc-js when `transport` is "worker". */
+  private readonly transport: TransportWorker | undefined;
   protected readonly meter = new CostMeter();
   private readonly counters = newDeliveryCounters();
   private readonly routes: IngestRoutes;
@@ -117,6 +120,7 @@ export class SessionTrackClient {
     const target = requiredString("target", options.target);
     const apiKey = requiredString("apiKey", options.apiKey);
     this.botId = requiredString("botId", options.botId);
+    const transport = transportOf(options);
     this.botIdField = this.encoder.fields((e) => e.stringField(5, this.botId));
     this.onDrop = options.onDrop;
     this.onError = options.onError;
@@ -136,17 +140,23 @@ export class SessionTrackClient {
       );
     }
     const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    const channelOptions: grpc.ChannelOptions = {
+      // grpc-js defaults to 1 s..120 s reconnect backoff; ingest coming back must be noticed in ~2 s.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 2000,
+      "grpc.max_send_message_length": -1,
+      // The SDK resends from its own spool; grpc-js's retry layer would only buffer a copy of every batch.
+      "grpc.enable_retries": 0,
+      // Channelz (a server-side admin view) timestamps every call and message; a bot has no use for it.
+      "grpc.enable_channelz": 0,
+    };
+    if (transport === "worker") {
+      this.transport = new TransportWorker((err) => this.reportError(err));
+    }
     const channel = (to: string): grpc.Client =>
-      new grpc.Client(to, credentials, {
-        // grpc-js defaults to 1 s..120 s reconnect backoff; ingest coming back must be noticed in ~2 s.
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 2000,
-        "grpc.max_send_message_length": -1,
-        // The SDK resends from its own spool; grpc-js's retry layer would only buffer a copy of every batch.
-        "grpc.enable_retries": 0,
-        // Channelz (a server-side admin view) timestamps every call and message; a bot has no use for it.
-        "grpc.enable_channelz": 0,
-      });
+      this.transport !== undefined
+        ? this.transport.client(to, channelOptions)
+        : new grpc.Client(to, credentials, channelOptions);
     this.grpcClient = channel(target);
     const metadata = (): grpc.Metadata => {
       const md = new grpc.Metadata();
@@ -330,6 +340,7 @@ export class SessionTrackClient {
     } catch (err) {
       this.reportError(asError(err));
     }
+    await this.transport?.close();
   }
 
   /**

@@ -49,3 +49,19 @@ export function checkOptions(options: SessionTrackClientOptions): void {
   requiredString("botId", options.botId);
   for (const name of NUMERIC_OPTIONS) positive(name, options[name], 1);
 }
+
+/** The `transport` option: "inline" (default) or "worker", which takes no `credentials` yet. */
+export function transportOf(options: SessionTrackClientOptions): "inline" | "worker" {
+  const transport = options.transport ?? "inline";
+  if (transport !== "inline" && transport !== "worker") {
+    throw new ConfigError(
+      `SessionTrackClient option transport must be "inline" or "worker", got ${JSON.stringify(transport)}`,
+    );
+  }
+  if (transport === "worker" && options.credentials !== undefined) {
+    throw new ConfigError(
+      'SessionTrackClient option transport "worker" runs insecure channels only; drop credentials or use transport "inline"',
+    );
+  }
+  return transport;
+}

@@ -53,6 +53,13 @@ export interface SessionTrackClientOptions {
   onError?: (err: Error) => void;
   /** Channel credentials (default insecure). */
   credentials?: grpc.ChannelCredentials;
+  /**
+   * Where grpc-js and its sockets run (default "inline": on the bot's thread). "worker" runs
+   * them in a worker thread of their own, while capture, encoding and the spool stay on the
+   * bot's thread: encoded batches cross as bytes, so a dying connection never touches the
+   * bot's V8 isolate. Insecure channels only for now (no `credentials`).
+   */
+  transport?: "inline" | "worker";
 }
 
 /** Makes every field optional, all the way down, keeping `$case` unions intact. */

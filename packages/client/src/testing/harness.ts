@@ -34,6 +34,16 @@ export function useWorkerClients(): void {
   clientClass = WorkerSessionTrackClient;
 }
 
+let defaults: Partial<SessionTrackClientOptions> = {};
+
+/**
+ * Makes every harness of this process give its clients `transport: "worker"` (grpc-js in a
+ * worker thread); client.transport.test.ts runs the client suites again this way.
+ */
+export function useTransportWorker(): void {
+  defaults = { transport: "worker" };
+}
+
 /** Starts a fixture and a client on a fresh spool directory; both are torn down after the test. */
 export async function startHarness(
   t: TestContextLike,
@@ -53,6 +63,7 @@ export async function startHarness(
       spoolDir,
       onDrop: (drop) => drops.push(drop),
       onError: (err) => errors.push(err),
+      ...defaults,
       ...overrides,
       ...more,
     });
