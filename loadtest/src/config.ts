@@ -102,10 +102,14 @@ export function minioAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /** Where the capturing bot's SDK delivers under these bot flags: the bot's default is its own (main) thread. */
-export function sdkThreadOf(sdkFlags: readonly string[]): "main" | "worker" {
+export function sdkThreadOf(sdkFlags: readonly string[]): SdkThread {
   const at = sdkFlags.indexOf("--sdk-thread");
-  return at >= 0 && sdkFlags[at + 1] === "worker" ? "worker" : "main";
+  const given = at >= 0 ? sdkFlags[at + 1] : undefined;
+  return given === "worker" || given === "transport" ? given : "main";
 }
+
+/** main: SessionTrackClient; worker: WorkerSessionTrackClient; transport: SessionTrackClient with grpc-js in a worker. */
+export type SdkThread = "main" | "worker" | "transport";
 
 /** Parses `[--short|--full] [--out DIR] [--sdk-… SDK settings] [--perf]`; throws naming the bad flag. */
 export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
@@ -134,8 +138,8 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
   }
   const thread = values["sdk-thread"];
   if (thread !== undefined) {
-    if (thread !== "main" && thread !== "worker")
-      throw new Error(`--sdk-thread must be main or worker, got "${thread}"`);
+    if (thread !== "main" && thread !== "worker" && thread !== "transport")
+      throw new Error(`--sdk-thread must be main, worker or transport, got "${thread}"`);
     sdkFlags.push("--sdk-thread", thread);
   }
   if (values.perf) {

@@ -146,9 +146,12 @@ test("run flags: SDK settings reach the bot's flags, the SDK thread defaults to 
   const worker = loadRunConfig(["--sdk-thread", "worker", "--sdk-flush-interval-ms", "250"], env);
   assert.deepEqual(worker.sdkFlags, ["--flush-interval-ms", "250", "--sdk-thread", "worker"]);
   assert.equal(sdkThreadOf(worker.sdkFlags), "worker");
+  const transport = loadRunConfig(["--sdk-thread", "transport"], env);
+  assert.deepEqual(transport.sdkFlags, ["--sdk-thread", "transport"]);
+  assert.equal(sdkThreadOf(transport.sdkFlags), "transport");
   assert.throws(
     () => loadRunConfig(["--sdk-thread", "both"], env),
-    /--sdk-thread must be main or worker, got "both"/,
+    /--sdk-thread must be main, worker or transport, got "both"/,
   );
   assert.throws(
     () => loadRunConfig(["--sdk-batch-max-events", "0"], env),

@@ -3,10 +3,18 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { sdkThreadOf } from "./config.js";
+import type { SdkThread } from "./config.js";
 import { BUDGET_PCT, type DegradedResult, type LoadTestOutcome } from "./load-test.js";
 import { cpuPerRequestSeries, type OverheadResult, type Sample } from "./measure.js";
 import { PERF_BUCKETS } from "./perf-profile.js";
 import { lineChart, type Band, type Series } from "./svg.js";
+
+/** How the report names where the capturing bot's SDK delivers. */
+const DELIVERY: Record<SdkThread, string> = {
+  main: "on the bot's thread (SessionTrackClient)",
+  worker: "in a worker thread (WorkerSessionTrackClient)",
+  transport: 'with grpc-js alone in a worker thread (SessionTrackClient, transport "worker")',
+};
 
 const OFF_COLOR = "#1f77b4";
 const ON_COLOR = "#d62728";
@@ -204,7 +212,7 @@ export function reportMarkdown(outcome: LoadTestOutcome): string {
     `**${outcome.passed ? "PASSED" : "FAILED"}** the under-${BUDGET_PCT}% overhead budget` +
       ` (${fmt(outcome.seconds, 0)} s on ${outcome.cores} cores; capturing bot's SDK settings: ` +
       `${outcome.sdkFlags.length === 0 ? "the SDK's defaults" : outcome.sdkFlags.join(" ")}; ` +
-      `delivery ${sdkThreadOf(outcome.sdkFlags) === "main" ? "on the bot's thread (SessionTrackClient)" : "in a worker thread (WorkerSessionTrackClient)"}).`,
+      `delivery ${DELIVERY[sdkThreadOf(outcome.sdkFlags)]}).`,
     "",
     ...(outcome.targetMisses.length > 0
       ? ["Other thresholds missed:", "", ...outcome.targetMisses.map((v) => `- ${v}`), ""]

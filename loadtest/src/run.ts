@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   } catch (err) {
     console.error(`loadtest: ${err instanceof Error ? err.message : String(err)}`);
     console.error(
-      "usage: node loadtest/dist/run.js [--short|--full] [--out DIR] [--sdk-flush-interval-ms N] [--sdk-batch-max-events N] [--sdk-thread main|worker] [--perf]",
+      "usage: node loadtest/dist/run.js [--short|--full] [--out DIR] [--sdk-flush-interval-ms N] [--sdk-batch-max-events N] [--sdk-thread main|worker|transport] [--perf]",
     );
     return 2;
   }

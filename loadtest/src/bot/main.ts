@@ -1,10 +1,11 @@
 // Entry point of the reference bot process:
 //   node loadtest/dist/bot/main.js --capture on|off [--target HOST:PORT --api-key-file FILE]
-//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR] [--record-dir DIR] [--sdk-thread main|worker]
+//        [--listen 127.0.0.1:0] [--bot-id NAME] [--spool-dir DIR] [--record-dir DIR] [--sdk-thread main|worker|transport]
 // --record-dir: where a capturing bot writes the acknowledged event ids and captured session
 // ids it serves on GET /acked-ids and /sessions (default: a temporary directory, removed on exit).
 // --sdk-thread: where the SDK delivers: "main" (SessionTrackClient, on the bot's own thread; the
-// default) or "worker" (WorkerSessionTrackClient; see loadtest/README.md for what each costs).
+// default), "worker" (WorkerSessionTrackClient) or "transport" (SessionTrackClient with
+// transport "worker": only grpc-js in a worker); see loadtest/README.md for what each costs.
 // Prints one JSON line {"msg":"bot serving","address":…} once it listens.
 import { SessionTrackClient, WorkerSessionTrackClient } from "@sessiontrack/client";
 import type { CaptureClient } from "@sessiontrack/client";
@@ -52,8 +53,9 @@ function sdkNumber(flag: keyof typeof values, option: string): Record<string, nu
 }
 
 if (values.capture !== "on" && values.capture !== "off") fail("--capture must be on or off");
-if (values["sdk-thread"] !== "main" && values["sdk-thread"] !== "worker")
-  fail(`--sdk-thread must be main or worker, got "${values["sdk-thread"]}"`);
+const sdkThread = values["sdk-thread"];
+if (sdkThread !== "main" && sdkThread !== "worker" && sdkThread !== "transport")
+  fail(`--sdk-thread must be main, worker or transport, got "${sdkThread}"`);
 let client: CaptureClient | undefined;
 // onAck fires only after the first batch is acked, long after the bot below exists.
 const ackSink: { bot?: ChatBot } = {};
@@ -66,8 +68,9 @@ if (values.capture === "on") {
   } catch (err) {
     fail(`--api-key-file ${values["api-key-file"]}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const Client = values["sdk-thread"] === "worker" ? WorkerSessionTrackClient : SessionTrackClient;
+  const Client = sdkThread === "worker" ? WorkerSessionTrackClient : SessionTrackClient;
   client = new Client({
+    ...(sdkThread === "transport" ? { transport: "worker" as const } : {}),
     target: values.target,
     apiKey,
     botId: values["bot-id"],
