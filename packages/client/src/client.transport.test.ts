@@ -66,6 +66,13 @@ test("transport option: a bad value and credentials with the worker are ConfigEr
     (err: unknown) =>
       err instanceof ConfigError && /transport "worker" runs insecure channels only/.test(err.message),
   );
+  // Checked before the worker starts, so the failed constructor leaves no thread behind.
+  assert.throws(
+    () => new SessionTrackClient({ ...base, transport: "worker", batchMaxEvents: -1 }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /option batchMaxEvents must be a positive number, got -1/.test(err.message),
+  );
 });
 
 test("transport worker: close() ends the worker; later captures are dropped as closed", async (t) => {

@@ -17,7 +17,7 @@ import {
   SessionRecorder,
 } from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
-import { positive, requiredString, spoolDirOf, transportOf } from "./options.js";
+import { checkOptions, positive, requiredString, spoolDirOf, transportOf } from "./options.js";
 import { TransportWorker } from "./transport-worker.js";
 import { DiskSpool } from "./spool.js";
 import type {
@@ -151,6 +151,8 @@ export class SessionTrackClient {
       "grpc.enable_channelz": 0,
     };
     if (transport === "worker") {
+      // Every option is checked before the thread starts, so a ConfigError leaves no worker behind.
+      checkOptions(options);
       this.transport = new TransportWorker((err) => this.reportError(err));
     }
     const channel = (to: string): grpc.Client =>
