@@ -3,6 +3,7 @@ import { test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { ConfigError } from "@sessiontrack/errors";
 import { SessionTrackClient } from "./client.js";
+import { TransportWorker } from "./transport-worker.js";
 import { customPayload, sessionEvents, startHarness, useTransportWorker } from "./testing/harness.js";
 
 // Every client suite again, with grpc-js in a worker thread (transport "worker"): same
@@ -106,4 +107,27 @@ test("transport worker dies: onError says so, events go to the spool, nothing is
   assert.equal(stats.acked, 1);
   assert.equal(stats.spooled, 100, JSON.stringify(stats));
   assert.deepEqual(drops, []);
+});
+
+test("transport worker: a closed channel reports SHUTDOWN and is forgotten; the others stay", async (t) => {
+  const transport = new TransportWorker((err) => assert.fail(err));
+  t.after(() => transport.close());
+  const kept = transport.client("127.0.0.1:1", {});
+  const closed = transport.client("127.0.0.1:1", {});
+  // The worker is unref'd: this timer keeps the test alive and fails it if SHUTDOWN never comes.
+  let timer: NodeJS.Timeout | undefined;
+  const shutdown = new Promise<void>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error("no SHUTDOWN within 5 s of close()")), 5000);
+    const watch = (): void => {
+      const state = closed.getChannel().getConnectivityState(false);
+      if (state === grpc.connectivityState.SHUTDOWN) resolve();
+      else closed.getChannel().watchConnectivityState(state, Infinity, watch);
+    };
+    watch();
+  });
+  closed.close();
+  await shutdown.finally(() => clearTimeout(timer));
+  const channels = (transport as unknown as { channels: Map<number, unknown> }).channels;
+  assert.equal(channels.size, 1);
+  assert.notEqual(kept.getChannel().getConnectivityState(false), grpc.connectivityState.SHUTDOWN);
 });

@@ -4,6 +4,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { parentPort } from "node:worker_threads";
+import { ownedCopy } from "./transport-protocol.js";
 import type { FromTransport, ToTransport } from "./transport-protocol.js";
 
 type AnyCall = grpc.ClientDuplexStream<Buffer, Buffer> | grpc.ClientReadableStream<Buffer>;
@@ -13,8 +14,8 @@ const channels = new Map<number, grpc.Client>();
 const calls = new Map<number, AnyCall>();
 const identity = (bytes: Buffer): Buffer => bytes;
 
-function post(message: FromTransport): void {
-  port.postMessage(message);
+function post(message: FromTransport, transfer?: ArrayBuffer[]): void {
+  port.postMessage(message, transfer);
 }
 
 /** Reports the channel's state now and on every change until it shuts down. */
@@ -35,11 +36,6 @@ function watchState(id: number, client: grpc.Client): void {
   } catch {
     // Closed between the two calls.
   }
-}
-
-/** A fresh copy of `bytes` that owns its whole buffer, so posting it copies no neighbours. */
-function own(bytes: Buffer): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes);
 }
 
 function receive(message: ToTransport): void {
@@ -81,7 +77,12 @@ function receive(message: ToTransport): void {
             );
       const id = message.call;
       calls.set(id, call);
-      call.on("data", (bytes: Buffer) => post({ t: "data", call: id, bytes: own(bytes) }));
+      // grpc-js's buffer may be a slice of a pool that cannot be transferred: one copy that owns
+      // its memory, moved (not cloned again) to the bot's thread.
+      call.on("data", (bytes: Buffer) => {
+        const copy = ownedCopy(bytes);
+        post({ t: "data", call: id, bytes: copy }, [copy.buffer as ArrayBuffer]);
+      });
       // 'status' always ends a call; 'error' needs a listener so grpc-js does not throw it.
       call.on("error", () => undefined);
       call.on("status", (status: grpc.StatusObject) => {

@@ -25,3 +25,19 @@ export type FromTransport =
   | { t: "state"; channel: number; state: grpc.connectivityState }
   | { t: "data"; call: number; bytes: Uint8Array }
   | { t: "status"; call: number; code: grpc.status; details: string };
+
+/** A copy of `bytes` that owns its whole ArrayBuffer, so it can be transferred to the other thread. */
+export function ownedCopy(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
+}
+
+/** `bytes` itself when it owns its whole ArrayBuffer (so it can be transferred), else {@link ownedCopy}. */
+export function owned(bytes: Uint8Array): Uint8Array {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    !(bytes.buffer instanceof SharedArrayBuffer)
+  )
+    return bytes;
+  return ownedCopy(bytes);
+}

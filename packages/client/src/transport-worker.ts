@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import * as grpc from "@grpc/grpc-js";
+import { owned } from "./transport-protocol.js";
 import type { FromTransport, ToTransport } from "./transport-protocol.js";
 
 /**
@@ -76,6 +77,8 @@ export class TransportWorker {
       switch (message.t) {
         case "state":
           this.channels.get(message.channel)?.update(message.state);
+          // A closed channel (a canary lane that went away, say) is not heard of again.
+          if (message.state === grpc.connectivityState.SHUTDOWN) this.channels.delete(message.channel);
           return;
         case "data":
           this.calls.get(message.call)?.deliver(message.bytes);
@@ -241,15 +244,4 @@ class RemoteCall extends EventEmitter {
       );
     this.emit("status", { code, details, metadata: new grpc.Metadata() });
   }
-}
-
-/** `bytes` itself when it owns its whole ArrayBuffer (so it can be transferred), else a copy that does. */
-function owned(bytes: Uint8Array): Uint8Array {
-  if (
-    bytes.byteOffset === 0 &&
-    bytes.byteLength === bytes.buffer.byteLength &&
-    !(bytes.buffer instanceof SharedArrayBuffer)
-  )
-    return bytes;
-  return Uint8Array.prototype.slice.call(bytes);
 }
