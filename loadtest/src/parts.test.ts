@@ -20,7 +20,7 @@ import {
   type Sample,
 } from "./measure.js";
 import { bucketOf, countPerfScript, perfUnavailable } from "./perf-profile.js";
-import { perfSection } from "./report.js";
+import { overheadJson, overheadRows, perfSection } from "./report.js";
 import { lineChart, niceTicks } from "./svg.js";
 
 test("sumOfMetric adds one metric's samples over its label sets and nothing else", () => {
@@ -243,6 +243,14 @@ test("the budget check flags CPU and p95 over 5%, failed requests and missing ev
   });
   const within = overheadOf("overhead", summary(104), cpu(1000), cpu(1040), 0, 0);
   assert.equal(within.captureCpuUsPerEvent.toFixed(2), "13.33");
+  // The same overhead in µs, in summary.json and in the report's CPU row.
+  assert.equal(overheadJson(within)["cpu_us_added_per_request"], 40);
+  assert.ok(
+    overheadRows("steady", within).some((row) =>
+      row.includes("| CPU per request (µs) | 1000 | 1040 | 4.00% (+40 µs) | ok |"),
+    ),
+    overheadRows("steady", within).join("\n"),
+  );
   const perfect = accuracyOf({
     attempted: 1,
     ackedIds: ["a"],

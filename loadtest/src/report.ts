@@ -25,7 +25,7 @@ const CPU_WINDOW_S = 10;
 const round = (value: number, digits = 2): number | null =>
   Number.isFinite(value) ? Number(value.toFixed(digits)) : null;
 
-function overheadJson(result: OverheadResult): Record<string, unknown> {
+export function overheadJson(result: OverheadResult): Record<string, unknown> {
   const variant = (v: OverheadResult["on"]): Record<string, unknown> => ({
     requests: v.count,
     p50_ms: round(v.p50),
@@ -43,6 +43,8 @@ function overheadJson(result: OverheadResult): Record<string, unknown> {
     cpu_pct: round(result.cpuPct),
     events_per_request: round(result.eventsPerRequest),
     capture_cpu_us_per_event: round(result.captureCpuUsPerEvent, 1),
+    /** The same overhead in absolute terms: phases whose capture-off bot is leaner read a higher percentage. */
+    cpu_us_added_per_request: round(result.on.cpuUsPerRequest - result.off.cpuUsPerRequest, 1),
     errors: result.errors,
     k6_exit_code: result.k6ExitCode,
     off: variant(result.off),
@@ -183,20 +185,22 @@ function split(v: OverheadResult["on"]): string {
   return `${fmt(v.mainThreadCpuUsPerRequest, 0)} / ${fmt(otherThreadsUs(v), 0)}`;
 }
 
+const signed = (value: number): string => (value >= 0 ? `+${fmt(value, 0)}` : fmt(value, 0));
+
 /** Where capture's extra CPU per request landed: on the main thread, on the others. */
 function splitDelta(r: OverheadResult): string {
   const main = r.on.mainThreadCpuUsPerRequest - r.off.mainThreadCpuUsPerRequest;
   const other = otherThreadsUs(r.on) - otherThreadsUs(r.off);
-  const signed = (value: number): string => (value >= 0 ? `+${fmt(value, 0)}` : fmt(value, 0));
   return `${signed(main)} / ${signed(other)} µs`;
 }
 
-function overheadRows(label: string, r: OverheadResult): string[] {
+/** One phase's rows of the comparison table; the CPU row gives the overhead in percent and in µs. */
+export function overheadRows(label: string, r: OverheadResult): string[] {
   return [
     `| ${label} | p50 latency (ms) | ${fmt(r.off.p50)} | ${fmt(r.on.p50)} | ${fmt(r.p50Pct, 2)}% | |`,
     `| ${label} | p95 latency (ms) | ${fmt(r.off.p95)} | ${fmt(r.on.p95)} | ${fmt(r.p95Pct, 2)}% | ${verdict(r.p95Pct)} |`,
     `| ${label} | p99 latency (ms) | ${fmt(r.off.p99)} | ${fmt(r.on.p99)} | ${fmt(r.p99Pct, 2)}% | |`,
-    `| ${label} | CPU per request (µs) | ${fmt(r.off.cpuUsPerRequest, 0)} | ${fmt(r.on.cpuUsPerRequest, 0)} | ${fmt(r.cpuPct, 2)}% | ${verdict(r.cpuPct)} |`,
+    `| ${label} | CPU per request (µs) | ${fmt(r.off.cpuUsPerRequest, 0)} | ${fmt(r.on.cpuUsPerRequest, 0)} | ${fmt(r.cpuPct, 2)}% (${signed(r.on.cpuUsPerRequest - r.off.cpuUsPerRequest)} µs) | ${verdict(r.cpuPct)} |`,
     `| ${label} | of which main thread / other threads (µs) | ${split(r.off)} | ${split(r.on)} | ${splitDelta(r)} | |`,
     `| ${label} | capture CPU per event (µs), events per request | | ${fmt(r.captureCpuUsPerEvent)} µs × ${fmt(r.eventsPerRequest, 2)} | | |`,
     `| ${label} | requests / failed | ${r.off.count} / ${Math.round(r.off.failedRate * r.off.count)} | ${r.on.count} / ${Math.round(r.on.failedRate * r.on.count)} | | ${r.errors === 0 ? "ok" : "**errors**"} |`,
