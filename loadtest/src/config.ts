@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { ToolMissingError, toolPath } from "@sessiontrack/testkit";
 import { parseArgs } from "node:util";
 import { perfUnavailable } from "./perf-profile.js";
+import { isSdkThread, sdkThreadError, type SdkThread } from "./sdk-thread.js";
 
 /** How long and how hard each phase runs. */
 export interface LoadProfile {
@@ -105,11 +106,8 @@ export function minioAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
 export function sdkThreadOf(sdkFlags: readonly string[]): SdkThread {
   const at = sdkFlags.indexOf("--sdk-thread");
   const given = at >= 0 ? sdkFlags[at + 1] : undefined;
-  return given === "worker" || given === "transport" ? given : "main";
+  return isSdkThread(given) ? given : "main";
 }
-
-/** main: SessionTrackClient; worker: WorkerSessionTrackClient; transport: SessionTrackClient with grpc-js in a worker. */
-export type SdkThread = "main" | "worker" | "transport";
 
 /** Parses `[--short|--full] [--out DIR] [--sdk-… SDK settings] [--perf]`; throws naming the bad flag. */
 export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
@@ -138,8 +136,7 @@ export function loadRunConfig(argv: readonly string[], env: NodeJS.ProcessEnv = 
   }
   const thread = values["sdk-thread"];
   if (thread !== undefined) {
-    if (thread !== "main" && thread !== "worker" && thread !== "transport")
-      throw new Error(`--sdk-thread must be main, worker or transport, got "${thread}"`);
+    if (!isSdkThread(thread)) throw new Error(sdkThreadError(thread));
     sdkFlags.push("--sdk-thread", thread);
   }
   if (values.perf) {

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { sdkThreadOf } from "./config.js";
-import type { SdkThread } from "./config.js";
+import type { SdkThread } from "./sdk-thread.js";
 import { BUDGET_PCT, type DegradedResult, type LoadTestOutcome } from "./load-test.js";
 import { cpuPerRequestSeries, type OverheadResult, type Sample } from "./measure.js";
 import { PERF_BUCKETS } from "./perf-profile.js";

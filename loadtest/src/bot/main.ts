@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 
 import { ChatBot } from "./chat-bot.js";
 import { IdLog } from "./id-log.js";
+import { isSdkThread, sdkThreadError } from "../sdk-thread.js";
 
 function fail(message: string): never {
   console.error(`bot: ${message}`);
@@ -54,8 +55,7 @@ function sdkNumber(flag: keyof typeof values, option: string): Record<string, nu
 
 if (values.capture !== "on" && values.capture !== "off") fail("--capture must be on or off");
 const sdkThread = values["sdk-thread"];
-if (sdkThread !== "main" && sdkThread !== "worker" && sdkThread !== "transport")
-  fail(`--sdk-thread must be main, worker or transport, got "${sdkThread}"`);
+if (!isSdkThread(sdkThread)) fail(sdkThreadError(sdkThread));
 let client: CaptureClient | undefined;
 // onAck fires only after the first batch is acked, long after the bot below exists.
 const ackSink: { bot?: ChatBot } = {};
