@@ -17,7 +17,7 @@ import {
   SessionRecorder,
 } from "./session-capture.js";
 import type { SessionState } from "./session-capture.js";
-import { checkOptions, positive, requiredString, spoolDirOf, transportOf } from "./options.js";
+import { positive, requiredString, spoolDirOf, transportOf } from "./options.js";
 import { TransportWorker } from "./transport-worker.js";
 import { DiskSpool } from "./spool.js";
 import type {
@@ -126,6 +126,17 @@ export class SessionTrackClient {
     this.onError = options.onError;
     const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS);
     this.takeAfterMs = flushIntervalMs * TAKE_AFTER_SHARE;
+    // Every numeric option is checked here, before the spool or a transport worker is opened.
+    const settings: DeliverySettings = (this.settings = {
+      target,
+      batchMaxEvents: positive("batchMaxEvents", options.batchMaxEvents, 500),
+      batchMaxBytes: positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
+      maxQueueEvents: positive("maxQueueEvents", options.maxQueueEvents, 10_000),
+      maxInFlightBatches: positive("maxInFlightBatches", options.maxInFlightBatches, 8),
+      ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
+      flushIntervalMs,
+      cpuBudgetPct: positive("cpuBudgetPct", options.cpuBudgetPct, 1),
+    });
     const spoolDir = spoolDirOf(options, this.botId);
     const spoolMaxBytes = positive("spoolMaxBytes", options.spoolMaxBytes, 1024 ** 3);
     const spool = new DiskSpool(spoolDir, spoolMaxBytes);
@@ -150,11 +161,8 @@ export class SessionTrackClient {
       // Channelz (a server-side admin view) timestamps every call and message; a bot has no use for it.
       "grpc.enable_channelz": 0,
     };
-    if (transport === "worker") {
-      // Every option is checked before the thread starts, so a ConfigError leaves no worker behind.
-      checkOptions(options);
-      this.transport = new TransportWorker((err) => this.reportError(err));
-    }
+    // Every option was checked above, so a ConfigError leaves no worker behind.
+    if (transport === "worker") this.transport = new TransportWorker((err) => this.reportError(err));
     const channel = (to: string): grpc.Client =>
       this.transport !== undefined
         ? this.transport.client(to, channelOptions)
@@ -165,16 +173,6 @@ export class SessionTrackClient {
       md.set("authorization", `Bearer ${apiKey}`);
       return md;
     };
-    const settings: DeliverySettings = (this.settings = {
-      target,
-      batchMaxEvents: positive("batchMaxEvents", options.batchMaxEvents, 500),
-      batchMaxBytes: positive("batchMaxBytes", options.batchMaxBytes, DEFAULT_BATCH_MAX_BYTES),
-      maxQueueEvents: positive("maxQueueEvents", options.maxQueueEvents, 10_000),
-      maxInFlightBatches: positive("maxInFlightBatches", options.maxInFlightBatches, 8),
-      ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs, 3000),
-      flushIntervalMs,
-      cpuBudgetPct: positive("cpuBudgetPct", options.cpuBudgetPct, 1),
-    });
     const reporter: DeliveryReporter = {
       drop: (count, reason) => this.reportDrop(count, reason),
       error: (err) => this.reportError(err),
